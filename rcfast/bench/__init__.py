@@ -1,0 +1,1 @@
+"""Comparison benchmarks: ``python -m rcfast.bench {weekly,combine,train-data} ...``."""

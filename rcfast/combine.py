@@ -1,0 +1,470 @@
+"""``python -m rcfast.combine INPUT... -o OUT``: raw review dumps → one normalized Parquet dataset.
+
+Reads Amazon 2023 / 2018 / 2014 JSON lines, the header-less 2014 CSV, Yelp ``review.json`` and
+CSV/TSV/Parquet with ``--map FIELD=COLUMN``, plain or .gz/.zst/.bz2, and writes the normalized
+review table of ``SPEC-weekly.md`` as ``OUT/part-00000.parquet`` … partitioned by a stable hash of
+product_id (every product lives in exactly one part file), with ``OUT/_summary.json`` and bad lines
+in ``OUT/_quarantine/quarantine.jsonl``. See ``docs/combine.md``.
+
+Accounting, per input file and in total: lines_read = rows_written + duplicates + quarantined.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from rcfast import __version__
+from rcfast.ingest.formats import TEXT_ALIASES, Plan, make_plan
+from rcfast.ingest.pipeline import (
+    PARTITION_HASH,
+    BlockProcessor,
+    BlockResult,
+    FileStats,
+    Quarantine,
+    Spill,
+    StrictFailure,
+    finalize_partition,
+    run_blocks,
+    write_summary,
+)
+from rcfast.ingest.sources import (
+    FORMATS,
+    Detected,
+    InputError,
+    StreamState,
+    category_from_name,
+    detect_format,
+    expand_inputs,
+    iter_blocks,
+    peek,
+)
+from rcfast.schema import parse_mapping
+
+__all__ = ["combine", "main", "InputError", "StrictFailure", "PARTITIONING_KEY"]
+
+#: Parquet key-value metadata key describing the partitioning (JSON).
+PARTITIONING_KEY = "rcfast.partitioning"
+DEFAULT_BLOCK_BYTES = 16 << 20
+# Input bytes (uncompressed estimate) per output partition under --partitions auto: a partition
+# is read back whole at the end, so this bounds the finalize memory whatever the input size.
+_AUTO_BYTES_PER_PARTITION = 1 << 30
+_COMPRESSION_RATIO = {"gzip": 4, "zstd": 5, "bz2": 6, None: 1}
+
+
+def default_workers() -> int:
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK")
+    if slurm and slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_partitions(detected: list[Detected]) -> int:
+    """At least 16, more (a power of two) when the input is large; see _AUTO_BYTES_PER_PARTITION."""
+    est = 0
+    for d in detected:
+        size = os.path.getsize(d.path)
+        est += size * (3 if d.format == "parquet" else _COMPRESSION_RATIO.get(d.compression, 4))
+    n = 16
+    while est / n > _AUTO_BYTES_PER_PARTITION:
+        n *= 2
+    return n
+
+
+def _split_text_mapping(items: list[str] | None) -> tuple[list[str], str | None]:
+    """``--map text=COLUMN`` is ours (the review text); the rest goes to ``parse_mapping``."""
+    rest, text = [], None
+    for item in items or []:
+        f, sep, col = item.partition("=")
+        if sep and f.strip() == "text":
+            if not col.strip():
+                raise ValueError(f"--map expects FIELD=COLUMN, got {item!r}")
+            text = col.strip()
+        else:
+            rest.append(item)
+    return rest, text
+
+
+def _prepare_output(out: str, inputs: list[str]) -> tuple[str, str]:
+    out_abs = os.path.abspath(out.rstrip("/") or out)
+    if os.path.exists(out_abs):
+        if not os.path.isdir(out_abs):
+            raise InputError(f"-o {out}: exists and is not a directory")
+        if os.listdir(out_abs) and not os.path.exists(os.path.join(out_abs, "_summary.json")):
+            raise InputError(
+                f"-o {out}: directory exists and is not an rcfast.combine output "
+                "(no _summary.json); refusing to replace it"
+            )
+    real_out = os.path.realpath(out_abs) + os.sep
+    for p in inputs:
+        if os.path.realpath(p).startswith(real_out):
+            raise InputError(f"input {p} lies inside the output directory {out}")
+    parent = os.path.dirname(out_abs)
+    os.makedirs(parent, exist_ok=True)
+    _remove_stale_tmp(out_abs)
+    tmp = f"{out_abs}.tmp-{os.getpid()}"
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    os.makedirs(tmp)
+    return out_abs, tmp
+
+
+def _remove_stale_tmp(out_abs: str) -> None:
+    """Delete ``OUT.tmp-PID`` / ``OUT.old-PID`` left by crashed runs whose process is gone."""
+    parent, base = os.path.split(out_abs)
+    for name in os.listdir(parent):
+        for tag in (".tmp-", ".old-"):
+            prefix = base + tag
+            if name.startswith(prefix) and name[len(prefix):].isdigit():
+                pid = int(name[len(prefix):])
+                if pid != os.getpid() and not _pid_alive(pid):
+                    shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _publish(tmp: str, out_abs: str) -> None:
+    """Rename the finished ``tmp`` to ``out_abs``, replacing an earlier output."""
+    if os.path.exists(out_abs):
+        old = f"{out_abs}.old-{os.getpid()}"
+        os.rename(out_abs, old)
+        os.rename(tmp, out_abs)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out_abs)
+
+
+def _json_sample_schema(det: Detected) -> pa.Schema | None:
+    head = peek(det.path, det.compression)
+    lines = head.split(b"\n")[:-1] if not head.endswith(b"\n") else head.split(b"\n")
+    good = []
+    for ln in lines[:1000]:
+        try:
+            t = pajson.read_json(io.BytesIO(ln))
+            if t.num_rows == 1:
+                good.append(ln)
+        except (pa.ArrowInvalid, ValueError):
+            continue
+    if not good:
+        return None
+    return pajson.read_json(io.BytesIO(b"\n".join(good))).schema
+
+
+def combine(
+    inputs: list[str],
+    out: str,
+    *,
+    fmt: str | None = None,
+    mapping: list[str] | dict[str, str] | None = None,
+    strict: bool = False,
+    keep_text: bool = False,
+    keep_duplicates: bool = False,
+    partitions: int | None = None,
+    workers: int | None = None,
+    category: str | None = None,
+    timestamp_unit: str | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Ingest ``inputs`` into the dataset directory ``out``; return the run summary.
+
+    Raises :class:`InputError` on bad usage or unreadable input and :class:`StrictFailure` for
+    the first bad line under ``strict``; in both cases nothing is written under ``out``.
+    """
+    t0 = time.perf_counter()
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if timestamp_unit not in (None, "auto", "s", "ms"):
+        raise InputError(f"--timestamp-unit {timestamp_unit!r}: choose auto, s or ms")
+    if isinstance(mapping, dict):
+        mapping = [f"{k}={v}" for k, v in mapping.items()]
+    try:
+        rest, text_col = _split_text_mapping(mapping)
+        fmap = parse_mapping(rest)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if text_col:
+        fmap["text"] = text_col
+    if partitions is not None and partitions < 1:
+        raise InputError("--partitions must be at least 1")
+    if block_bytes < 1024:
+        raise InputError("--block-size is too small")
+    workers = workers or default_workers()
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+
+    paths = expand_inputs(list(inputs))
+    if not paths:
+        raise InputError("no input files")
+    detected: list[Detected] = []
+    plans: list[Plan] = []
+    for p in paths:
+        det = detect_format(p, fmt, fmap)
+        parquet_cols = None
+        sample_schema = None
+        if det.format == "parquet":
+            try:
+                parquet_cols = pq.ParquetFile(p).schema_arrow.names
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputError(f"{p}: not a readable Parquet file: {exc}") from exc
+        elif det.format == "jsonl":
+            sample_schema = _json_sample_schema(det)
+        detected.append(det)
+        plans.append(make_plan(det, fmap, category=category, keep_text=keep_text,
+                               ts_unit=timestamp_unit, file_category=category_from_name(p),
+                               parquet_columns=parquet_cols, json_sample_schema=sample_schema))
+    n_parts = partitions or auto_partitions(detected)
+
+    out_abs, tmp = _prepare_output(out, paths)
+    try:
+        summary = _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_text,
+                       keep_duplicates, block_bytes, progress, t0,
+                       {"format": fmt, "map": fmap, "strict": strict, "keep_text": keep_text,
+                        "keep_duplicates": keep_duplicates, "partitions": n_parts,
+                        "workers": workers, "category": category,
+                        "timestamp_unit": timestamp_unit, "block_bytes": block_bytes})
+        _publish(tmp, out_abs)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_text,
+         keep_duplicates, block_bytes, progress, t0, options) -> dict[str, Any]:
+    stats = [
+        FileStats(p, d.format, d.compression, os.path.getsize(p), pl.category)
+        for p, d, pl in zip(paths, detected, plans)
+    ]
+    spill = Spill(os.path.join(tmp, "_spill"), n_parts, keep_text)
+    quarantine = Quarantine(os.path.join(tmp, "_quarantine"), paths, strict)
+    proc = BlockProcessor(plans, spill, quarantine)
+    stop = threading.Event()
+
+    bar = None
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(s.bytes for s in stats), unit="B", unit_scale=True,
+                   unit_divisor=1024, desc="combine", file=sys.stderr, dynamic_ncols=True)
+    bar_lock = threading.Lock()
+
+    def on_bytes(n: int) -> None:
+        if bar is not None:
+            with bar_lock:
+                bar.update(n)
+
+    def make_reader(i: int):
+        det, plan = detected[i], plans[i]
+
+        def read(submit) -> None:
+            if plan.kind == "parquet":
+                pf = pq.ParquetFile(det.path)
+                row = 0
+                batch_rows = max(65536, block_bytes // 64)
+                for seq, rb in enumerate(pf.iter_batches(batch_size=batch_rows,
+                                                         columns=plan.read_columns)):
+                    if stop.is_set():
+                        return
+                    t = pa.Table.from_batches([rb])
+                    submit(lambda t=t, r=row, s=seq: proc.process_table(i, t, r, s))
+                    row += t.num_rows
+                on_bytes(stats[i].bytes)
+                return
+            state = StreamState()
+            for blk in iter_blocks(det.path, i, det.compression, block_bytes, state, on_bytes,
+                                   quoted=plan.kind == "csv"):
+                if stop.is_set():
+                    return
+                submit(lambda b=blk: proc.process_block(b))
+            if state.truncated:
+                stats[i].stream_error = state.error
+
+        return read
+
+    try:
+        results: list[BlockResult] = run_blocks(
+            [make_reader(i) for i in range(len(paths))], workers, max(2, 2 * workers), stop
+        )
+    finally:
+        spill.close()
+        quarantine.close()
+        if bar is not None:
+            bar.close()
+    for r in results:
+        s = stats[r.file_idx]
+        s.lines_read += r.lines
+        s.blank_lines += r.blank
+        s.rows_spilled += r.spilled
+        s.quarantined.update(r.quarantined)
+
+    partitioning = {"by": "product_id", "hash": PARTITION_HASH, "n": n_parts,
+                    "files": "part-{i:05d}.parquet", "rule": "i = hash(utf8(product_id)) % n"}
+    meta = {PARTITIONING_KEY.encode(): json.dumps(partitioning).encode(),
+            b"rcfast.version": __version__.encode()}
+
+    def fin(p: int):
+        return finalize_partition(
+            spill, p, os.path.join(tmp, f"part-{p:05d}.parquet"), keep_text=keep_text,
+            keep_duplicates=keep_duplicates, n_files=len(paths), metadata=meta,
+        )
+
+    # finalize holds a whole partition in memory: fewer threads than blocks keep it bounded
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, n_parts))) as pool:
+        for written, dups in pool.map(fin, range(n_parts)):
+            for i in range(len(paths)):
+                stats[i].rows_written += int(written[i])
+                stats[i].duplicates += int(dups[i])
+    shutil.rmtree(spill.directory, ignore_errors=True)
+
+    for s in stats:
+        if s.rows_written + s.duplicates != s.rows_spilled or (
+            s.lines_read != s.rows_written + s.duplicates + sum(s.quarantined.values())
+        ):  # an internal invariant, not user input: fail loudly rather than publish
+            raise RuntimeError(f"rcfast.combine accounting mismatch for {s.path}: {s.as_dict()}")
+    quarantined: Counter = Counter()
+    for s in stats:
+        quarantined.update(s.quarantined)
+    summary = {
+        "rcfast_version": __version__,
+        "step": "combine",
+        "output": out_abs,
+        "lines_read": sum(s.lines_read for s in stats),
+        "rows_written": sum(s.rows_written for s in stats),
+        "duplicates": sum(s.duplicates for s in stats),
+        "quarantined": dict(sorted(quarantined.items())),
+        "quarantined_total": sum(quarantined.values()),
+        "blank_lines": sum(s.blank_lines for s in stats),
+        "input_bytes": sum(s.bytes for s in stats),
+        "partitioning": partitioning,
+        "quarantine_file": "_quarantine/quarantine.jsonl" if quarantine.count else None,
+        "elapsed_s": round(time.perf_counter() - t0, 3),
+        "options": options,
+        "files": [s.as_dict() for s in stats],
+    }
+    write_summary(os.path.join(tmp, "_summary.json"), summary)
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The short terminal table: one line per input file and a total."""
+    rows = [("file", "format", "lines", "written", "dups", "quarantined")]
+    for f in summary["files"]:
+        q = f["quarantined"]
+        qs = str(f["quarantined_total"])
+        if q:
+            qs += " (" + ", ".join(f"{k} {v}" for k, v in q.items()) + ")"
+        rows.append((os.path.basename(f["path"]), f["format"], f"{f['lines_read']:,}",
+                     f"{f['rows_written']:,}", f"{f['duplicates']:,}", qs))
+    q = summary["quarantined"]
+    qs = str(summary["quarantined_total"])
+    if q:
+        qs += " (" + ", ".join(f"{k} {v}" for k, v in q.items()) + ")"
+    rows.append(("total", "", f"{summary['lines_read']:,}", f"{summary['rows_written']:,}",
+                 f"{summary['duplicates']:,}", qs))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for j, r in enumerate(rows):
+        cells = [r[i].ljust(widths[i]) if i < 2 else r[i].rjust(widths[i]) for i in range(5)]
+        lines.append("  ".join(cells) + "  " + r[5])
+        if j == 0 or j == len(rows) - 2:
+            lines.append("-" * (sum(widths) + 10 + len("quarantined")))
+    rate = summary["lines_read"] / summary["elapsed_s"] if summary["elapsed_s"] else 0.0
+    lines.append(
+        f"{summary['partitioning']['n']} partitions in {summary['output']} "
+        f"({summary['elapsed_s']:.1f} s, {rate:,.0f} lines/s)"
+    )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m rcfast.combine",
+        description="Normalize raw review dumps (Amazon 2023/2018/2014, Yelp, CSV/TSV/Parquet; "
+        "plain, .gz, .zst, .bz2) into one Parquet dataset partitioned by product.",
+    )
+    ap.add_argument("inputs", nargs="+", metavar="INPUT", help="files, directories or globs")
+    ap.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
+    ap.add_argument("--format", choices=FORMATS, default=None,
+                    help="input format (default: detected from each file's content)")
+    ap.add_argument("--map", action="append", metavar="FIELD=COLUMN", default=[],
+                    help="take FIELD from raw COLUMN (fields: product_id, user_id, timestamp, "
+                    f"rating, helpful_votes, verified, text_len, category, text); repeatable")
+    ap.add_argument("--strict", action="store_true",
+                    help="stop at the first bad line (exit 2) instead of quarantining it")
+    ap.add_argument("--keep-text", action="store_true", help="keep the review text column")
+    ap.add_argument("--keep-duplicates", action="store_true",
+                    help="keep exact duplicates (same user, product, timestamp and text)")
+    ap.add_argument("--partitions", default="auto", metavar="N|auto",
+                    help="number of output files (default auto: 16, more for inputs over ~16 GB)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="worker threads (default: the CPUs this process may use)")
+    ap.add_argument("--category", default=None,
+                    help="category of every row (default: a category column, else the file name)")
+    ap.add_argument("--timestamp-unit", choices=("auto", "s", "ms"), default=None,
+                    help="unit of numeric timestamps in CSV/TSV/Parquet/generic JSON (default: "
+                    "by format; auto = seconds below 1e11, else milliseconds)")
+    ap.add_argument("--block-size", type=float, default=DEFAULT_BLOCK_BYTES / 2**20,
+                    metavar="MiB", help="decompressed bytes per parse block (default 16)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no summary table")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the reason
+        return int(exc.code or 0)
+    try:
+        if args.partitions == "auto":
+            partitions = None
+        else:
+            try:
+                partitions = int(args.partitions)
+            except ValueError:
+                raise InputError(f"--partitions {args.partitions!r}: a number or auto") from None
+        summary = combine(
+            args.inputs, args.output, fmt=args.format, mapping=args.map, strict=args.strict,
+            keep_text=args.keep_text, keep_duplicates=args.keep_duplicates,
+            partitions=partitions, workers=args.workers, category=args.category,
+            timestamp_unit=args.timestamp_unit, block_bytes=int(args.block_size * 2**20),
+            progress=False if args.no_progress else None,
+        )
+    except (InputError, StrictFailure) as exc:
+        print(f"rcfast.combine: error: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(format_summary(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

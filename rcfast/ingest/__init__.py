@@ -1,0 +1,1 @@
+"""Building blocks of ``rcfast.combine`` (the ingest step); see :mod:`rcfast.combine`."""

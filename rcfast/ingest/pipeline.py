@@ -1,0 +1,596 @@
+"""The ingest pipeline: blocks → normalized rows → per-partition spill files → final dataset.
+
+Flow. Reader threads (one per file at a time) decompress each input and cut it into blocks of
+whole records; a pool of worker threads parses each block with pyarrow's C++ JSON/CSV readers
+(which release the GIL, as do zlib, the Numba hash kernel and the Arrow compute functions, so
+threads use all cores without pickling blocks between processes). A block that fails to parse is
+split and retried in smaller ranges down to single records, so a bad line costs only its own
+neighbourhood and is reported with its exact line number. Normalized rows are appended to one
+Arrow IPC spill file per output partition (``hash(product_id) % n``). At the end each partition
+is read back alone, deduplicated, sorted and written as one Parquet file, so memory is bounded by
+the blocks in flight plus one partition, not by the input size.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from .formats import REJECTS, Plan, hash_strings, normalize, output_schema
+from .sources import RawBlock
+
+PARTITION_HASH = "fnv1a64-murmur3fmix-xorlen"
+ROW_GROUP_ROWS = 1 << 20
+_LEAF = 16  # records: below this a failing range is parsed record by record
+_SPLIT = 8  # a failing range is retried in this many pieces
+
+
+class StrictFailure(Exception):
+    """--strict: the first bad line stops the run (exit code 2)."""
+
+
+@dataclass
+class FileStats:
+    path: str
+    format: str
+    compression: str | None
+    bytes: int
+    category: str | None = None
+    lines_read: int = 0
+    blank_lines: int = 0
+    rows_spilled: int = 0
+    rows_written: int = 0
+    duplicates: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+    stream_error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "compression": self.compression,
+            "bytes": self.bytes,
+            "category": self.category,
+            "lines_read": self.lines_read,
+            "rows_written": self.rows_written,
+            "duplicates": self.duplicates,
+            "quarantined": dict(sorted(self.quarantined.items())),
+            "quarantined_total": sum(self.quarantined.values()),
+            "blank_lines": self.blank_lines,
+            "stream_error": self.stream_error or None,
+        }
+
+
+class Quarantine:
+    """Bad records → ``_quarantine/quarantine.jsonl`` (one JSON object per record)."""
+
+    def __init__(self, directory: str, paths: list[str], strict: bool) -> None:
+        self.directory = directory
+        self.paths = paths
+        self.strict = strict
+        self._lock = threading.Lock()
+        self._fh: io.BufferedWriter | None = None
+        self.count = 0
+
+    def add(self, file_idx: int, line: int, reason: str, detail: str, raw: bytes | str) -> None:
+        if isinstance(raw, bytes):
+            try:
+                text, valid = raw.decode("utf-8"), True
+            except UnicodeDecodeError:
+                text, valid = raw.decode("utf-8", errors="backslashreplace"), False
+        else:
+            text, valid = raw, True
+        text = text.rstrip("\r\n")
+        if self.strict:
+            raise StrictFailure(
+                f"{self.paths[file_idx]}:{line}: {reason}: {detail} (--strict); "
+                f"line starts {text[:120]!r}"
+            )
+        rec = {"file": self.paths[file_idx], "line": line, "reason": reason, "detail": detail,
+               "raw": text}
+        if not valid:
+            rec["raw_is_valid_utf8"] = False
+        data = orjson.dumps(rec) + b"\n"
+        with self._lock:
+            if self._fh is None:
+                os.makedirs(self.directory, exist_ok=True)
+                self._fh = open(os.path.join(self.directory, "quarantine.jsonl"), "wb")
+            self._fh.write(data)
+            self.count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def spill_schema(keep_text: bool) -> pa.Schema:
+    return output_schema(keep_text).append(pa.field("_text_hash", pa.uint64())).append(
+        pa.field("_file", pa.int32())
+    ).append(pa.field("_seq", pa.int64()))
+
+
+class Spill:
+    """One Arrow IPC stream per output partition, appended to by all workers."""
+
+    def __init__(self, directory: str, n: int, keep_text: bool) -> None:
+        self.directory = directory
+        self.n = n
+        self.schema = spill_schema(keep_text)
+        os.makedirs(directory, exist_ok=True)
+        self._writers: list[Any] = [None] * n
+        self._sinks: list[Any] = [None] * n
+        self._locks = [threading.Lock() for _ in range(n)]
+        # lz4 roughly halves the spill for little CPU; the spill is read back once.
+        self._options = pa.ipc.IpcWriteOptions(compression="lz4")
+
+    def path(self, p: int) -> str:
+        return os.path.join(self.directory, f"p{p:05d}.arrow")
+
+    def write(self, table: pa.Table, part: np.ndarray) -> None:
+        if table.num_rows == 0:
+            return
+        if self.n == 1:
+            pieces = [(0, table)]
+        else:
+            order = np.argsort(part, kind="stable")
+            counts = np.bincount(part, minlength=self.n)
+            sorted_table = table.take(pa.array(order))
+            bounds = np.concatenate([[0], np.cumsum(counts)])
+            pieces = [
+                (p, sorted_table.slice(bounds[p], counts[p]))
+                for p in np.flatnonzero(counts)
+            ]
+        for p, piece in pieces:
+            p = int(p)
+            with self._locks[p]:
+                if self._writers[p] is None:
+                    self._sinks[p] = pa.OSFile(self.path(p), "wb")
+                    self._writers[p] = pa.ipc.new_stream(
+                        self._sinks[p], self.schema, options=self._options
+                    )
+                self._writers[p].write_table(piece)
+
+    def close(self) -> None:
+        for p in range(self.n):
+            with self._locks[p]:
+                if self._writers[p] is not None:
+                    self._writers[p].close()
+                    self._sinks[p].close()
+                    self._writers[p] = None
+
+    def read(self, p: int) -> pa.Table:
+        path = self.path(p)
+        if not os.path.exists(path):
+            return self.schema.empty_table()
+        with pa.memory_map(path) as src:
+            table = pa.ipc.open_stream(src).read_all()
+        return table
+
+
+def partition_ids(product_id: pa.Array, n: int) -> np.ndarray:
+    """Output partition of each product: stable hash of its UTF-8 bytes modulo ``n``."""
+    if n == 1:
+        return np.zeros(len(product_id), dtype=np.int64)
+    return (hash_strings(product_id) % np.uint64(n)).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- block parsing
+
+
+class _Invalid(Exception):
+    """Raised when a range holds a record that cannot be parsed as a whole."""
+
+
+def _check_utf8(data: bytes) -> None:
+    if data.isascii():
+        return
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+    arr = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        arr.cast(pa.large_string())
+    except pa.ArrowInvalid as exc:
+        raise _Invalid("invalid_utf8") from exc
+
+
+def _parse_bytes(data: bytes, plan: Plan) -> pa.Table:
+    """Parse whole records with pyarrow; raise on any malformed record."""
+    if plan.kind == "json":
+        return pajson.read_json(
+            io.BytesIO(data),
+            read_options=pajson.ReadOptions(use_threads=False, block_size=len(data) + 64),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=plan.json_schema, unexpected_field_behavior="ignore"
+            ),
+        )
+    cols = plan.read_columns
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(
+            use_threads=False, block_size=len(data) + 64, column_names=plan.csv_columns
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=plan.delimiter, newlines_in_values=True, double_quote=True
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in plan.csv_columns},
+            include_columns=cols,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _record_bounds(data: bytes, quoted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(starts, ends, line offsets) of the non-blank records of a block, and the blank count.
+
+    ``ends`` exclude the newline (and a CR before it); the line offset of a record is the number
+    of newlines before its start. For CSV (``quoted``) a newline inside quotes ends nothing.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    if quoted and nl.size and data.find(b'"') >= 0:
+        parity = np.cumsum(arr == 34, dtype=np.int64)[nl] & 1
+        rec_nl = nl[parity == 0]
+    else:
+        rec_nl = nl
+    starts = np.concatenate([[0], rec_nl + 1]).astype(np.int64)
+    ends = np.concatenate([rec_nl, [len(data)]]).astype(np.int64)
+    if ends.size and starts[-1] == len(data):  # the block ends with a newline
+        starts, ends = starts[:-1], ends[:-1]
+    # strip CR and surrounding whitespace-only records (pyarrow skips them too)
+    cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)
+    ends = ends - cr
+    short = np.flatnonzero(ends - starts < 16)
+    blank = np.zeros(starts.size, dtype=np.bool_)
+    for i in short:
+        if not data[starts[i] : ends[i]].strip():
+            blank[i] = True
+    line_off = np.searchsorted(nl, starts)
+    keep = ~blank
+    return starts[keep], ends[keep], line_off[keep], int(blank.sum())
+
+
+@dataclass
+class BlockResult:
+    file_idx: int
+    lines: int = 0
+    blank: int = 0
+    spilled: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+
+
+class BlockProcessor:
+    """Parses, normalizes, quarantines and spills blocks; one instance shared by all workers."""
+
+    def __init__(self, plans: list[Plan], spill: Spill, quarantine: Quarantine) -> None:
+        self.plans = plans
+        self.spill = spill
+        self.quarantine = quarantine
+
+    # -- text blocks ------------------------------------------------------------------------
+    def process_block(self, blk: RawBlock) -> BlockResult:
+        plan = self.plans[blk.file_idx]
+        res = BlockResult(blk.file_idx)
+        quoted = plan.kind == "csv"
+        data = blk.data
+        first_line = blk.first_line
+        if blk.seq == -1:  # the unterminated tail of a truncated compressed stream
+            res.lines = 1
+            self._quarantine(res, first_line, "truncated_stream",
+                             "partial last line: the compressed stream ends inside it", data)
+            return res
+        if plan.kind == "csv" and plan.csv_has_header and blk.seq == 0:
+            data, skipped = _drop_header(data)
+            first_line += skipped
+        tables: list[pa.Table] = []
+        bounds = None
+        try:
+            _check_utf8(data)
+            table = _parse_bytes(data, plan) if data.strip() else None
+            if table is None:
+                bounds = _record_bounds(data, quoted)
+                res.blank = bounds[3]
+                return res
+            if plan.kind == "json":
+                expected = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+                expected -= data.count(b"\n\n") + data.count(b"\n\r\n") + data.startswith(b"\n")
+                if table.num_rows != expected:
+                    raise _Invalid("row count")  # e.g. whitespace-only lines: take the slow path
+                res.blank = data.count(b"\n\n") + data.count(b"\n\r\n") + data.startswith(b"\n")
+            tables.append(table)
+            n_rows = table.num_rows
+            rec_index = None  # rows are the records in order
+        except (_Invalid, pa.ArrowInvalid, UnicodeDecodeError):
+            bounds = _record_bounds(data, quoted)
+            starts, ends, line_off, res.blank = bounds
+            good: list[np.ndarray] = []
+            self._parse_range(data, plan, starts, ends, 0, starts.size, tables, good, res,
+                              first_line, line_off)
+            rec_index = np.concatenate(good) if good else np.zeros(0, dtype=np.int64)
+            n_rows = int(rec_index.size)
+        if plan.kind == "csv" and rec_index is None:
+            res.lines += n_rows
+        elif plan.kind == "json" and rec_index is None:
+            res.lines += n_rows
+        if not tables or n_rows == 0:
+            return res
+        raw = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        norm = normalize(raw, plan)
+        bad = np.flatnonzero(norm.reject)
+        if bad.size:
+            if bounds is None:
+                bounds = _record_bounds(data, quoted)
+            starts, ends, line_off, _ = bounds
+            recs = bad if rec_index is None else rec_index[bad]
+            for row, r in zip(bad, recs):
+                reason, detail = REJECTS[int(norm.reject[row])]
+                self._quarantine(res, first_line + int(line_off[r]), reason, detail,
+                                 data[starts[r] : ends[r]])
+        self._spill(norm.table, norm.reject, blk.file_idx, blk.seq, res)
+        return res
+
+    def _parse_range(self, data, plan, starts, ends, i0, i1, tables, good, res, first_line,
+                     line_off) -> None:
+        if i1 <= i0:
+            return
+        chunk = data[starts[i0] : ends[i1 - 1]]
+        try:
+            _check_utf8(chunk)
+            t = _parse_bytes(chunk, plan)
+            if t.num_rows != i1 - i0:
+                raise _Invalid("row count")
+            tables.append(t)
+            good.append(np.arange(i0, i1, dtype=np.int64))
+            res.lines += i1 - i0
+            return
+        except (_Invalid, pa.ArrowInvalid, UnicodeDecodeError):
+            pass
+        if i1 - i0 > _LEAF:
+            step = max(1, -(-(i1 - i0) // _SPLIT))
+            for a in range(i0, i1, step):
+                self._parse_range(data, plan, starts, ends, a, min(a + step, i1), tables, good,
+                                  res, first_line, line_off)
+            return
+        for r in range(i0, i1):
+            rec = data[starts[r] : ends[r]]
+            res.lines += 1
+            reason, detail = _classify(rec, plan)
+            if reason is None:
+                try:
+                    t = _parse_bytes(rec, plan)
+                    if t.num_rows == 1:
+                        tables.append(t)
+                        good.append(np.array([r], dtype=np.int64))
+                        continue
+                    reason, detail = "malformed_json" if plan.kind == "json" else \
+                        "bad_csv_row", "record does not hold exactly one row"
+                except pa.ArrowInvalid as exc:
+                    reason, detail = "wrong_type", str(exc).splitlines()[0][:200]
+            self._quarantine(res, first_line + int(line_off[r]), reason, detail, rec)
+
+    def _quarantine(self, res: BlockResult, line: int, reason: str, detail: str, raw) -> None:
+        self.quarantine.add(res.file_idx, line, reason, detail, raw)
+        res.quarantined[reason] += 1
+
+    def _spill(self, table: pa.Table, reject: np.ndarray, file_idx: int, seq: int,
+               res: BlockResult) -> None:
+        n = table.num_rows
+        row = np.arange(n, dtype=np.int64)
+        if reject.any():
+            keep = reject == 0
+            table = table.filter(pa.array(keep))
+            row = row[keep]
+        if table.num_rows == 0:
+            return
+        # (block seq, row) orders rows as in the file: dedup keeps the first occurrence
+        seq_col = (np.int64(seq) << np.int64(32)) | row
+        table = table.append_column("_file", pa.array(np.full(table.num_rows, file_idx,
+                                                              dtype=np.int32)))
+        table = table.append_column("_seq", pa.array(seq_col))
+        table = pa.Table.from_arrays(table.columns, schema=self.spill.schema)
+        parts = partition_ids(table.column("product_id").combine_chunks(), self.spill.n)
+        self.spill.write(table, parts)
+        res.spilled += table.num_rows
+
+    # -- Parquet input ----------------------------------------------------------------------
+    def process_table(self, file_idx: int, batch: pa.Table, first_row: int, seq: int
+                      ) -> BlockResult:
+        plan = self.plans[file_idx]
+        res = BlockResult(file_idx, lines=batch.num_rows)
+        if batch.num_rows == 0:
+            return res
+        norm = normalize(batch, plan)
+        bad = np.flatnonzero(norm.reject)
+        if bad.size:
+            rows = batch.take(pa.array(bad)).to_pylist()
+            for i, rec in zip(bad, rows):
+                reason, detail = REJECTS[int(norm.reject[i])]
+                raw = orjson.dumps(rec, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+                self._quarantine(res, first_row + int(i) + 1, reason, detail, raw)
+        self._spill(norm.table, norm.reject, file_idx, seq, res)
+        return res
+
+
+def _drop_header(data: bytes) -> tuple[bytes, int]:
+    """Remove the first record (the header row); return the rest and the lines skipped."""
+    pos = 0
+    in_quote = False
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return b"", data.count(b"\n")
+        in_quote ^= data.count(b'"', pos, nl) % 2 == 1
+        if not in_quote:
+            return data[nl + 1 :], data.count(b"\n", 0, nl + 1)
+        pos = nl + 1
+
+
+def _classify(rec: bytes, plan: Plan) -> tuple[str | None, str]:
+    """Why a single record fails, or (None, '') when it looks fine on its own."""
+    try:
+        rec.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return "invalid_utf8", f"invalid UTF-8 byte at column {exc.start + 1}"
+    if plan.kind == "json":
+        try:
+            obj = orjson.loads(rec)
+        except orjson.JSONDecodeError as exc:
+            return "malformed_json", str(exc)[:200]
+        if not isinstance(obj, dict):
+            return "malformed_json", "line is not a JSON object"
+        return None, ""
+    import csv
+
+    try:
+        rows = list(csv.reader(io.StringIO(rec.decode("utf-8")), delimiter=plan.delimiter))
+    except csv.Error as exc:
+        return "bad_csv_row", str(exc)[:200]
+    if len(rows) != 1 or len(rows[0]) != len(plan.csv_columns):
+        got = len(rows[0]) if len(rows) == 1 else f"{len(rows)} rows"
+        return "bad_csv_row", f"expected {len(plan.csv_columns)} columns, got {got}"
+    return None, ""
+
+
+# ------------------------------------------------------------------------------- finalize
+
+
+def finalize_partition(
+    spill: Spill,
+    p: int,
+    out_path: str,
+    *,
+    keep_text: bool,
+    keep_duplicates: bool,
+    n_files: int,
+    metadata: dict[bytes, bytes],
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dedup, sort and write one partition; return (rows written, duplicates) per input file."""
+    table = spill.read(p)
+    written = np.zeros(n_files, dtype=np.int64)
+    dups = np.zeros(n_files, dtype=np.int64)
+    schema = output_schema(keep_text).with_metadata(metadata)
+    if table.num_rows:
+        keys = [("product_id", "ascending"), ("timestamp", "ascending")]
+        if not keep_duplicates:
+            keys += [("user_id", "ascending"), ("_text_hash", "ascending")]
+        keys += [("_file", "ascending"), ("_seq", "ascending")]
+        table = table.take(pc.sort_indices(table, sort_keys=keys))
+        files = table.column("_file").to_numpy()
+        if not keep_duplicates and table.num_rows > 1:
+            dup = _adjacent_duplicates(table)
+            if dup.any():
+                dups += np.bincount(files[dup], minlength=n_files)
+                keep = ~dup
+                table = table.filter(pa.array(keep))
+                files = files[keep]
+        written += np.bincount(files, minlength=n_files)
+        table = table.select(schema.names).cast(schema)
+    else:
+        table = schema.empty_table()
+    with pq.ParquetWriter(out_path, schema, compression="zstd", compression_level=1,
+                          use_dictionary=["product_id", "user_id", "category"],
+                          write_statistics=True) as w:
+        if table.num_rows:
+            w.write_table(table, row_group_size=row_group_rows)
+    return written, dups
+
+
+def _eq_prev(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Row i equals row i-1 (nulls equal nulls); the first row is False."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    a, b = arr.slice(1), arr.slice(0, len(arr) - 1)
+    eq = pc.fill_null(pc.equal(a, b), False)
+    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+    return np.concatenate([[False], pc.or_(eq, both_null).to_numpy(zero_copy_only=False)])
+
+
+def _adjacent_duplicates(table: pa.Table) -> np.ndarray:
+    dup = _eq_prev(table.column("_text_hash"))
+    for name in ("timestamp", "user_id", "product_id"):
+        if not dup.any():
+            break
+        dup &= _eq_prev(table.column(name))
+    return dup
+
+
+# ------------------------------------------------------------------------------- driver
+
+
+def run_blocks(
+    tasks: list[Callable[[Callable[[Callable[[], BlockResult]], None]], None]],
+    workers: int,
+    max_inflight: int,
+    stop: threading.Event,
+) -> list[BlockResult]:
+    """Run reader callables (one per file) that submit block jobs; return all block results.
+
+    Each reader gets a ``submit(job)`` function; at most ``max_inflight`` jobs are queued or
+    running at a time, so memory does not grow with the input.
+    """
+    results: list[BlockResult] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    sem = threading.BoundedSemaphore(max_inflight)
+    futures: list[Future] = []
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rcfast-block") as pool:
+
+        def done(fut: Future) -> None:
+            sem.release()
+            exc = fut.exception()
+            with lock:
+                if exc is not None:
+                    errors.append(exc)
+                    stop.set()
+                else:
+                    results.append(fut.result())
+
+        def submit(job: Callable[[], BlockResult]) -> None:
+            while not sem.acquire(timeout=0.5):
+                if stop.is_set():
+                    return
+            if stop.is_set():
+                sem.release()
+                return
+            fut = pool.submit(job)
+            fut.add_done_callback(done)
+
+        def reader(task) -> None:
+            try:
+                if not stop.is_set():
+                    task(submit)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                with lock:
+                    errors.append(exc)
+                stop.set()
+
+        n_readers = max(1, min(len(tasks), workers))
+        with ThreadPoolExecutor(max_workers=n_readers, thread_name_prefix="rcfast-read") as rp:
+            list(rp.map(reader, tasks))
+    if errors:
+        strict = [e for e in errors if isinstance(e, StrictFailure)]
+        raise (strict[0] if strict else errors[0])
+    return results
+
+
+def write_summary(path: str, summary: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, sort_keys=False)
+        f.write("\n")

@@ -1,0 +1,403 @@
+"""Input files: expansion of paths, streaming decompression, format detection, record blocks."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import glob
+import io
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+
+from rcfast.schema import ALIASES, FIELDS
+
+COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2"}
+DATA_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".txt", ".parquet", ".pq")
+
+FORMATS = (
+    "amazon2023",
+    "amazon2018",
+    "amazon2014",
+    "amazon2014-csv",
+    "yelp",
+    "jsonl",
+    "csv",
+    "tsv",
+    "parquet",
+)
+JSON_FORMATS = {"amazon2023", "amazon2018", "amazon2014", "yelp", "jsonl"}
+CSV_FORMATS = {"amazon2014-csv", "csv", "tsv"}
+
+#: Column order of the header-less 2014 CSV (see ``shared/data/real/README.md``).
+AMAZON2014_CSV_COLUMNS = (
+    "reviewerID",
+    "asin",
+    "reviewerName",
+    "helpful",
+    "reviewText",
+    "overall",
+    "summary",
+    "unixReviewTime",
+    "reviewTime",
+)
+
+READ_CHUNK = 1 << 20  # compressed bytes per read; also the progress-bar granularity
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BZ2_MAGIC = b"BZh"
+
+
+class InputError(ValueError):
+    """Bad user input (missing file, undetectable format, ...): exit code 2."""
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Files, directories (their data files, recursively, sorted) or globs → sorted unique files."""
+    out: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = []
+            for root, dirs, files in os.walk(item):
+                dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+                for name in files:
+                    if name.startswith((".", "_")):
+                        continue
+                    if _strip_compression(name.lower())[0].endswith(DATA_SUFFIXES):
+                        found.append(os.path.join(root, name))
+            if not found:
+                raise InputError(f"{item}: directory holds no review files")
+            out.extend(sorted(found))
+        elif os.path.isfile(item):
+            out.append(item)
+        elif glob.has_magic(item):
+            matches = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+            if not matches:
+                raise InputError(f"{item}: no file matches")
+            out.extend(matches)
+        else:
+            raise InputError(f"{item}: no such file or directory")
+    seen: set[str] = set()
+    unique = []
+    for p in out:
+        key = os.path.realpath(p)
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def _strip_compression(name: str) -> tuple[str, str | None]:
+    for suffix, comp in COMPRESSIONS.items():
+        if name.endswith(suffix):
+            return name[: -len(suffix)], comp
+    return name, None
+
+
+def detect_compression(path: str) -> str | None:
+    """By magic bytes first (a mislabelled file still reads), then by extension."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(_BZ2_MAGIC) and path.lower().endswith(".bz2"):
+        return "bz2"
+    return _strip_compression(path.lower())[1] if head else None
+
+
+def category_from_name(path: str) -> str:
+    """``Electronics.jsonl.gz`` → ``Electronics`` (the Amazon 2023 files are named by category)."""
+    name = os.path.basename(path)
+    name, _ = _strip_compression(name)
+    for suffix in DATA_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name
+
+
+def _new_decompressor(comp: str):
+    if comp == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if comp == "bz2":
+        return bz2.BZ2Decompressor()
+    if comp == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj()
+    raise ValueError(comp)
+
+
+@dataclass
+class StreamState:
+    """What the decompressing reader found out about the stream."""
+
+    truncated: bool = False  #: the compressed stream ended early or was corrupt
+    error: str = ""
+
+
+def iter_decompressed(
+    path: str,
+    comp: str | None,
+    state: StreamState,
+    on_bytes: Callable[[int], None] | None = None,
+    chunk: int = READ_CHUNK,
+) -> Iterator[bytes]:
+    """Yield the decompressed bytes of ``path`` in pieces.
+
+    Streaming by hand (rather than ``gzip.open``) keeps everything decoded before a truncated or
+    corrupt tail: ``GzipFile.read`` raises ``EOFError`` and loses the partial buffer. Concatenated
+    members/frames/streams (``cat a.gz b.gz``, pbzip2) are followed.
+    """
+    with open(path, "rb") as f:
+        if comp is None:
+            while True:
+                data = f.read(chunk)
+                if not data:
+                    return
+                if on_bytes:
+                    on_bytes(len(data))
+                yield data
+        d = _new_decompressor(comp)
+        fed = False  # bytes given to the current decompressor
+        while True:
+            data = f.read(chunk)
+            if on_bytes and data:
+                on_bytes(len(data))
+            if not data:
+                if fed and not d.eof:
+                    state.truncated = True
+                    state.error = f"{comp} stream ends before its end marker (truncated file)"
+                return
+            while data:
+                try:
+                    out = d.decompress(data)
+                except (zlib.error, OSError, EOFError, ValueError) as exc:
+                    state.truncated = True
+                    state.error = f"corrupt {comp} data: {exc}"
+                    return
+                except Exception as exc:  # zstandard.ZstdError has no common base
+                    state.truncated = True
+                    state.error = f"corrupt {comp} data: {exc}"
+                    return
+                fed = True
+                if out:
+                    yield out
+                if d.eof:
+                    rest = d.unused_data
+                    d = _new_decompressor(comp)
+                    fed = False
+                    # gzip pads some archives with NULs after the last member
+                    data = rest if rest.strip(b"\x00") else b""
+                else:
+                    data = b""
+
+
+def peek(path: str, comp: str | None, n: int = 1 << 16) -> bytes:
+    """The first ``n`` decompressed bytes (or fewer), for format detection."""
+    state = StreamState()
+    buf = bytearray()
+    for piece in iter_decompressed(path, comp, state, chunk=1 << 16):
+        buf += piece
+        if len(buf) >= n:
+            break
+    return bytes(buf[:n])
+
+
+@dataclass
+class Detected:
+    """How to read one input file."""
+
+    path: str
+    format: str
+    compression: str | None
+    columns: list[str] = field(default_factory=list)  #: CSV column names (in file order)
+    has_header: bool = False
+    delimiter: str = ","
+    sample_keys: list[str] = field(default_factory=list)  #: JSON keys seen in the sample
+
+
+_2014_HELPFUL = re.compile(r"^\[\s*\d+\s*,\s*\d+\s*\]$")
+
+
+def known_column_names(mapping: dict[str, str]) -> set[str]:
+    names = set(FIELDS) | {"text", "reviewText", "review_text"} | set(mapping.values())
+    for aliases in ALIASES.values():
+        names.update(aliases)
+    return names
+
+
+def detect_format(path: str, forced: str | None, mapping: dict[str, str]) -> Detected:
+    """Decide the format of one file from its content (``forced`` overrides)."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if forced == "parquet" or (forced is None and magic == b"PAR1"):
+        return Detected(path, "parquet", None)
+    comp = detect_compression(path)
+    head = peek(path, comp)
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    lines = [ln for ln in head.split(b"\n") if ln.strip()]
+    # the last piece of the sample may be a cut line
+    if len(lines) > 1 and not head.endswith(b"\n"):
+        lines = lines[:-1]
+    if not lines:
+        if forced:
+            return Detected(path, forced, comp, delimiter="\t" if forced == "tsv" else ",")
+        raise InputError(f"{path}: empty file (give --format to accept it)")
+    first = lines[0].lstrip()
+    is_json = first.startswith(b"{")
+    if forced in JSON_FORMATS or (forced is None and is_json):
+        keys: set[str] = set()
+        for ln in lines[:50]:
+            try:
+                obj = orjson.loads(ln)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                keys.update(obj)
+        fmt = forced or _json_format_from_keys(keys)
+        if fmt is None:
+            if not mapping and not (keys & known_column_names(mapping)):
+                raise InputError(
+                    f"{path}: JSON lines with unknown fields {sorted(keys)[:12]}; "
+                    "give --format and/or --map FIELD=COLUMN"
+                )
+            fmt = "jsonl"
+        return Detected(path, fmt, comp, sample_keys=sorted(keys))
+    # delimited text
+    text_first = first.decode("utf-8", errors="replace").rstrip("\r")
+    if forced == "tsv":
+        delim = "\t"
+    elif forced in ("csv", "amazon2014-csv"):
+        delim = ","
+    else:
+        delim = "\t" if text_first.count("\t") > text_first.count(",") else ","
+    try:
+        cells = next(csv.reader(io.StringIO(text_first), delimiter=delim))
+    except (csv.Error, StopIteration):
+        cells = []
+    known = known_column_names(mapping)
+    looks_2014 = (
+        len(cells) == len(AMAZON2014_CSV_COLUMNS)
+        and bool(_2014_HELPFUL.match(cells[3].strip()))
+        and cells[7].strip().isdigit()
+    )
+    if forced == "amazon2014-csv" or (forced is None and looks_2014):
+        return Detected(
+            path, "amazon2014-csv", comp, columns=list(AMAZON2014_CSV_COLUMNS), delimiter=","
+        )
+    header = [c.strip() for c in cells]
+    if forced in ("csv", "tsv") or (forced is None and set(header) & known):
+        if not header or not all(header):
+            raise InputError(f"{path}: CSV/TSV needs a header row with a name for every column")
+        if len(set(header)) != len(header):
+            raise InputError(f"{path}: duplicate column names in the header: {header}")
+        return Detected(
+            path, "tsv" if delim == "\t" else "csv", comp, columns=header, has_header=True,
+            delimiter=delim,
+        )
+    if forced:
+        raise InputError(f"{path}: does not look like {forced}")
+    raise InputError(
+        f"{path}: cannot detect the format (first line {text_first[:80]!r}); "
+        f"give --format ({', '.join(FORMATS)}) and --map FIELD=COLUMN"
+    )
+
+
+def _json_format_from_keys(keys: set[str]) -> str | None:
+    if "business_id" in keys and ("stars" in keys or "date" in keys):
+        return "yelp"
+    if keys & {"parent_asin", "helpful_vote", "verified_purchase"} or (
+        "asin" in keys and "timestamp" in keys and "rating" in keys
+    ):
+        return "amazon2023"
+    if "unixReviewTime" in keys or "reviewerID" in keys or "overall" in keys:
+        if keys & {"vote", "verified", "style", "image"}:
+            return "amazon2018"
+        if "helpful" in keys:
+            return "amazon2014"
+        return "amazon2018"
+    return None
+
+
+@dataclass
+class RawBlock:
+    """A run of whole records of one file, cut from its decompressed stream."""
+
+    file_idx: int
+    data: bytes
+    first_line: int  #: 1-based line number of the block's first byte
+    seq: int  #: block number within the file
+
+
+def _last_boundary(buf: bytearray, quoted: bool) -> int:
+    """Index of the last newline that ends a record, or -1.
+
+    With ``quoted`` (CSV), a newline inside a quoted field is not a boundary: a newline ends a
+    record when the number of quote characters before it is even (doubled quotes add two). The
+    buffer always starts on a record boundary, so the parity starts at zero.
+    """
+    if not quoted:
+        return buf.rfind(b"\n")
+    import numpy as np
+
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    if nl.size == 0:
+        return -1
+    if buf.find(b'"') < 0:
+        return int(nl[-1])
+    parity = np.cumsum(arr == 34, dtype=np.int64)[nl] & 1
+    even = nl[parity == 0]
+    return int(even[-1]) if even.size else -1
+
+
+def iter_blocks(
+    path: str,
+    file_idx: int,
+    comp: str | None,
+    block_size: int,
+    state: StreamState,
+    on_bytes: Callable[[int], None] | None = None,
+    quoted: bool = False,
+) -> Iterator[RawBlock]:
+    """Cut the decompressed stream into blocks of whole records of about ``block_size`` bytes.
+
+    When the stream is truncated, the unterminated tail is yielded as a last block with
+    ``seq = -1`` so that the caller can quarantine it as a partial line.
+    """
+    buf = bytearray()
+    line = 1
+    seq = 0
+    for piece in iter_decompressed(path, comp, state, on_bytes):
+        buf += piece
+        if len(buf) < block_size:
+            continue
+        cut = _last_boundary(buf, quoted)
+        if cut < 0:
+            continue  # one very long record: keep reading
+        data = bytes(buf[: cut + 1])
+        del buf[: cut + 1]
+        yield RawBlock(file_idx, data, line, seq)
+        line += data.count(b"\n")
+        seq += 1
+    if buf:
+        if state.truncated:
+            cut = _last_boundary(buf, quoted)
+            if cut >= 0:
+                data = bytes(buf[: cut + 1])
+                del buf[: cut + 1]
+                yield RawBlock(file_idx, data, line, seq)
+                line += data.count(b"\n")
+                seq += 1
+            if buf.strip():
+                yield RawBlock(file_idx, bytes(buf), line, -1)
+        else:
+            yield RawBlock(file_idx, bytes(buf), line, seq)

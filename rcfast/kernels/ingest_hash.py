@@ -1,0 +1,62 @@
+"""Stable 64-bit string hashes for the ingest step (``rcfast.combine``).
+
+The hash decides which output partition a product lives in, so it must be identical across runs,
+processes, machines and Python versions: FNV-1a 64 over the UTF-8 bytes, then the length is
+xor-ed in and the murmur3 64-bit finalizer applied (FNV alone leaves the low bits, which pick the
+partition, poorly mixed). This is the same function as ``rcfast.kernels.strings.hash_strings``;
+it is kept separate here because that one is ``parallel=True``, and Numba's default threading
+layer must not be entered from several Python threads at once, which is how the ingest step
+runs its blocks. ``partition = hash % n``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(nogil=True, cache=True)
+def fnv_hash_strings(offsets, data, valid):
+    """Hash of each string given Arrow-style ``offsets`` (int64, n+1) and ``data`` (uint8).
+
+    Rows where ``valid`` is False hash to 0.
+    """
+    n = offsets.shape[0] - 1
+    out = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        if not valid[i]:
+            out[i] = np.uint64(0)
+            continue
+        start = offsets[i]
+        end = offsets[i + 1]
+        h = _FNV_OFFSET
+        for j in range(start, end):
+            h ^= np.uint64(data[j])
+            h *= _FNV_PRIME
+        h ^= np.uint64(end - start)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+        out[i] = h
+    return out
+
+
+def fnv_hash_py(value: bytes) -> int:
+    """Pure-Python reference of :func:`fnv_hash_strings` for one string (tests, docs)."""
+    mask = (1 << 64) - 1
+    h = 0xCBF29CE484222325
+    for b in value:
+        h ^= b
+        h = (h * 0x100000001B3) & mask
+    h ^= len(value)
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & mask
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & mask
+    h ^= h >> 33
+    return h

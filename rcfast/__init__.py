@@ -3,4 +3,4 @@
 __version__ = "0.1.0"
 SPEC_VERSION = "1"
 
-__all__ = ["__version__", "SPEC_VERSION"]
+__all__ = ["SPEC_VERSION", "__version__"]

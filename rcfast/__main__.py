@@ -1,0 +1,3 @@
+from rcfast.weekly import main
+
+raise SystemExit(main())

@@ -1,0 +1,379 @@
+"""The Arrow layer of the weekly step: find inputs, read only the needed columns, map raw names,
+check types and units, and turn Arrow columns into the plain arrays of :class:`rcfast.panel.Columns`.
+
+Every problem names the file and column (and, for a rejected row, its row number in the file)
+and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rcfast.kernels import strings
+from rcfast.kernels.time import to_ms
+from rcfast.panel import Columns, string_buffers
+from rcfast.schema import ALIASES, FIELDS, REQUIRED
+
+#: Reasons a row is set aside, in the order they are checked (a row counts once, first reason).
+REJECT_REASONS = (
+    "null_product_id",
+    "null_timestamp",
+    "timestamp_out_of_range",
+    "null_rating",
+    "rating_out_of_range",
+    "after_until",
+)
+#: Plausible review times; outside, a row is set aside (and a whole column, a unit error).
+TS_MIN_MS = -2_208_988_800_000  # 1900-01-01
+TS_MAX_MS = 4_102_444_800_000  # 2100-01-01
+_UNIT_FACTORS = {"s": (1000, 1), "ms": (1, 1), "us": (1, 1000), "ns": (1, 1_000_000)}
+_GLOB_CHARS = set("*?[")
+
+
+class InputError(ValueError):
+    """Bad input that the user must fix; the message names the file and column."""
+
+
+@dataclass
+class ReadOptions:
+    mapping: dict[str, str] = field(default_factory=dict)  #: field -> raw column
+    timestamp_unit: str | None = None  #: unit of integer timestamps; None: ms, or s for unixReviewTime
+
+
+def resolve_inputs(inputs: list[str]) -> list[Path]:
+    """Parquet files named by files, directories (recursively) and globs, in a stable order."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and not any(part.startswith(("_", "."))
+                                           for part in f.relative_to(p).parts)
+                and f.suffix in (".parquet", ".pq", "")
+            )
+            if not found:
+                raise InputError(f"{item}: directory holds no Parquet files")
+            files += found
+        elif _GLOB_CHARS & set(item):
+            found = sorted(Path(f) for f in glob.glob(item, recursive=True) if os.path.isfile(f))
+            if not found:
+                raise InputError(f"{item}: the pattern matches no file")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"{item}: no such file or directory")
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        r = f.resolve()
+        if r not in seen:
+            seen.add(r)
+            unique.append(f)
+    return unique
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); remove it or regenerate it")
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc}); is it truncated or "
+                         "another format? (raw JSON/CSV dumps go through python -m rcfast.combine)"
+                         ) from exc
+
+
+def map_columns(path: Path, names: list[str], opts: ReadOptions) -> dict[str, str]:
+    """``{field: raw column}`` for one file; raise when a required field has no column."""
+    out: dict[str, str] = {}
+    for fld in FIELDS:
+        if fld in opts.mapping:
+            col = opts.mapping[fld]
+            if col not in names:
+                raise InputError(f"{path}: --map {fld}={col}: no column {col!r}; "
+                                 f"the file has {', '.join(names)}")
+            out[fld] = col
+            continue
+        for cand in (fld, *ALIASES.get(fld, ())):
+            if cand in names and cand not in out.values():
+                out[fld] = cand
+                break
+        else:
+            if fld in REQUIRED:
+                tried = ", ".join((fld, *ALIASES.get(fld, ())))
+                raise InputError(f"{path}: no column for required field {fld!r} (looked for "
+                                 f"{tried}); pass --map {fld}=COLUMN. The file has "
+                                 f"{', '.join(names)}")
+    return out
+
+
+def _fully_dictionary_encoded(pf: pq.ParquetFile, col: str) -> bool:
+    # Reading as dictionary pays off only when Parquet stored dictionary pages throughout;
+    # after a fallback to PLAIN, Arrow would hash every value itself, single-threaded.
+    try:
+        idx = pf.schema_arrow.get_field_index(col)
+        md = pf.metadata
+        for rg in range(md.num_row_groups):
+            c = md.row_group(rg).column(idx)
+            if not c.has_dictionary_page or "PLAIN" in c.encodings:
+                return False
+        return md.num_row_groups > 0
+    except Exception:  # noqa: BLE001 - metadata quirks only cost the fast path
+        return False
+
+
+def read_file(path: Path, opts: ReadOptions) -> tuple[dict[str, pa.ChunkedArray], dict[str, str]]:
+    """Read the needed columns of one Parquet file: ``({field: column}, {field: raw name})``."""
+    pf = open_parquet(path)
+    names = pf.schema_arrow.names
+    colmap = map_columns(path, names, opts)
+    wanted = [f for f in ("product_id", "timestamp", "rating", "helpful_votes", "verified",
+                          "text_len") if f in colmap]
+    raw_cols = [colmap[f] for f in wanted]
+    dict_cols = [c for c in raw_cols[:1] if _fully_dictionary_encoded(pf, c)]
+    try:
+        table = pq.read_table(path, columns=raw_cols, read_dictionary=dict_cols or None,
+                              use_threads=True)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: cannot read columns {raw_cols}: {exc}") from exc
+    return {f: table.column(colmap[f]) for f in wanted}, colmap
+
+
+# -- conversions: Arrow column -> plain arrays -------------------------------------------------
+
+def encode_products(chunks: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
+    """Integer code per row (-1 for null) and the unique ids in byte order.
+
+    Dictionary chunks encode their (small) dictionaries only, then gather; plain chunks encode
+    every value. Both go through one hash kernel over the raw string buffers.
+    """
+    pieces: list[pa.Array] = []
+    plan: list[tuple[str, int, pa.Array]] = []
+    base = 0
+    for ch in chunks:
+        if pa.types.is_dictionary(ch.type):
+            d = ch.dictionary
+            pieces.append(d)
+            plan.append(("dict", base, ch))
+            base += len(d)
+        else:
+            pieces.append(ch)
+            plan.append(("plain", base, ch))
+            base += len(ch)
+    if pieces:
+        pieces = [p.cast(pa.large_string()) if not pa.types.is_large_string(p.type) else p
+                  for p in pieces]
+        allkeys = pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces)
+    else:
+        allkeys = pa.array([], type=pa.large_string())
+    offsets, data = string_buffers(allkeys)
+    codes, first = strings.encode_strings(offsets, data)
+    u_off, u_data = strings.take_strings(offsets, data, first)
+    order = strings.argsort_strings(u_off, u_data)
+    rank = np.empty(order.shape[0], dtype=np.int32)
+    rank[order] = np.arange(order.shape[0], dtype=np.int32)
+    s_off, s_data = strings.take_strings(u_off, u_data, order)
+    uniques = pa.Array.from_buffers(pa.large_string(), len(order),
+                                    [None, pa.py_buffer(s_off), pa.py_buffer(s_data)])
+    key_codes = rank[codes]
+    key_valid = np.ones(len(allkeys), dtype=bool)
+    if allkeys.null_count:
+        key_valid = allkeys.is_valid().to_numpy(zero_copy_only=False)
+        key_codes[~key_valid] = -1
+    out = []
+    for kind, b, ch in plan:
+        if kind == "dict":
+            idx = ch.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            c = np.where(idx >= 0, key_codes[b + np.maximum(idx, 0)], -1).astype(np.int32)
+        else:
+            c = key_codes[b: b + len(ch)]
+        out.append(c)
+    codes_all = np.concatenate(out) if out else np.empty(0, np.int32)
+    if s_off[-1] < 2**31:
+        uniques = uniques.cast(pa.string())
+    return codes_all, uniques
+
+
+def timestamps_ms(path: Path, raw_name: str, col: pa.ChunkedArray,
+                  unit: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch ms (int64) and a validity mask, from timestamp, date, integer or string columns."""
+    typ = col.type
+    if pa.types.is_dictionary(typ):
+        col = col.cast(typ.value_type)
+        typ = col.type
+    if pa.types.is_timestamp(typ):
+        num, den = _UNIT_FACTORS[typ.unit]
+        raw = col.cast(pa.int64())
+    elif pa.types.is_date32(typ):
+        num, den = 86_400_000, 1
+        raw = col.cast(pa.int32()).cast(pa.int64())
+    elif pa.types.is_date64(typ):
+        num, den = 1, 1
+        raw = col.cast(pa.int64())
+    elif pa.types.is_integer(typ):
+        u = unit or ("s" if raw_name == "unixReviewTime" else "ms")
+        num, den = _UNIT_FACTORS[u]
+        raw = col.cast(pa.int64())
+    elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        # e.g. Yelp's "YYYY-MM-DD HH:MM:SS"; unparseable values become null (set aside)
+        parsed = pc.cast(pc.strptime(col, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True),
+                         pa.int64())
+        raw = parsed
+        num, den = 1, 1
+    else:
+        raise InputError(f"{path}: column {raw_name!r} (timestamp) has type {typ}; expected a "
+                         "timestamp, an integer epoch in ms, a date or a 'YYYY-MM-DD HH:MM:SS' "
+                         "string")
+    valid = raw.is_valid().to_numpy(zero_copy_only=False) if raw.null_count else None
+    vals = raw.fill_null(0).to_numpy(zero_copy_only=False) if raw.null_count else \
+        raw.to_numpy(zero_copy_only=False)
+    vals = np.ascontiguousarray(vals, dtype=np.int64)
+    ms = vals if (num, den) == (1, 1) else to_ms(vals, np.int64(num), np.int64(den))
+    if valid is None:
+        valid = np.ones(len(ms), dtype=bool)
+    _check_unit(path, raw_name, ms[valid], typ)
+    return ms, valid
+
+
+def _check_unit(path: Path, name: str, ms: np.ndarray, typ: pa.DataType) -> None:
+    if ms.size == 0:
+        return
+    sample = ms if ms.size <= 100_000 else ms[:: ms.size // 100_000]
+    med = float(np.median(sample))
+    inside = float(np.mean((sample >= TS_MIN_MS) & (sample < TS_MAX_MS)))
+    if inside >= 0.5 and not (7.9e8 <= med <= 4.2e9):
+        return
+    if med > TS_MAX_MS and TS_MIN_MS <= med / 1000 < TS_MAX_MS:
+        hint = (f"values look like milliseconds read as seconds (median lands in year "
+                f"{1970 + med / 3.15576e10:.0f})")
+    elif med > TS_MAX_MS and TS_MIN_MS <= med / 1e6 < TS_MAX_MS:
+        hint = "values look like microseconds read as milliseconds"
+    elif 7.9e8 <= med <= 4.2e9:
+        hint = ("values look like seconds read as milliseconds (they land in January 1970; "
+                "as seconds they would be in 1995-2100)")
+    else:
+        return  # no unit explains it: out-of-range rows are set aside one by one
+    raise InputError(f"{path}: column {name!r} (timestamp, type {typ}): {hint}. Fix the unit: "
+                     "pass --timestamp-unit s|ms|us|ns for an integer column, or cast the "
+                     "column to the right timestamp type")
+
+
+def numeric(path: Path, name: str, fld: str, col: pa.ChunkedArray, dtype) -> pa.ChunkedArray:
+    typ = col.type
+    if pa.types.is_dictionary(typ):
+        col = col.cast(typ.value_type)
+        typ = col.type
+    if fld == "helpful_votes" and (pa.types.is_list(typ) or pa.types.is_large_list(typ)):
+        col = pc.list_element(col, 0)  # Amazon 2014 "helpful": [helpful, total]
+        typ = col.type
+    if fld == "helpful_votes" and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        try:  # Amazon 2018 "vote": "1,234"
+            col = pc.replace_substring(col, ",", "").cast(pa.int64())
+        except pa.ArrowInvalid as exc:
+            raise InputError(f"{path}: column {name!r} ({fld}) holds text that is not a "
+                             f"number: {exc}") from exc
+        typ = col.type
+    if fld == "verified" and not pa.types.is_boolean(typ):
+        if pa.types.is_integer(typ):
+            return col.cast(pa.int8())
+        raise InputError(f"{path}: column {name!r} (verified) has type {typ}; expected bool")
+    if fld != "verified" and not (pa.types.is_integer(typ) or pa.types.is_floating(typ)
+                                  or pa.types.is_decimal(typ)):
+        raise InputError(f"{path}: column {name!r} ({fld}) has type {typ}; expected a number. "
+                         "Map the right column with --map, or convert it first")
+    try:
+        return col.cast(dtype)
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{path}: column {name!r} ({fld}) cannot be read as {dtype}: {exc}"
+                         ) from exc
+
+
+@dataclass
+class FileArrays:
+    """One file's columns, converted (products still Arrow: they are encoded across files)."""
+
+    path: Path
+    rows: int
+    product_chunks: list[pa.Array]
+    ms: np.ndarray
+    ts_valid: np.ndarray
+    rating: np.ndarray
+    helpful: np.ndarray
+    verified: np.ndarray
+    text_len: np.ndarray
+    text_len_valid: np.ndarray
+
+
+def convert_file(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str, str],
+                 opts: ReadOptions) -> FileArrays:
+    """Check types and units of one file's columns and convert them to plain arrays."""
+    n = len(cols["product_id"])
+    pid = cols["product_id"]
+    typ = pid.type
+    value_type = typ.value_type if pa.types.is_dictionary(typ) else typ
+    if not (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
+        if pa.types.is_integer(typ) or pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+            pid = pid.cast(pa.string())
+        else:
+            raise InputError(f"{path}: column {colmap['product_id']!r} (product_id) has type "
+                             f"{typ}; expected a string")
+    ms, ts_valid = timestamps_ms(path, colmap["timestamp"], cols["timestamp"],
+                                 opts.timestamp_unit)
+    rating = numeric(path, colmap["rating"], "rating", cols["rating"], pa.float64())
+    rating = np.ascontiguousarray(rating.to_numpy(zero_copy_only=False), dtype=np.float64)
+    if "helpful_votes" in cols:
+        h = numeric(path, colmap["helpful_votes"], "helpful_votes", cols["helpful_votes"],
+                    pa.int64())
+        helpful = np.ascontiguousarray(h.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
+    else:
+        helpful = np.zeros(n, dtype=np.int64)
+    if "verified" in cols:
+        v = numeric(path, colmap["verified"], "verified", cols["verified"], pa.int8())
+        verified = v.cast(pa.int8()).fill_null(-1).to_numpy(zero_copy_only=False)
+        verified = np.ascontiguousarray(np.where(verified > 0, 1, verified), np.int8)
+    else:
+        verified = np.full(n, -1, dtype=np.int8)
+    if "text_len" in cols:
+        tl = numeric(path, colmap["text_len"], "text_len", cols["text_len"], pa.int64())
+        tl_valid = (tl.is_valid().to_numpy(zero_copy_only=False) if tl.null_count
+                    else np.ones(n, dtype=bool))
+        text_len = np.ascontiguousarray(tl.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
+    else:
+        tl_valid = np.zeros(n, dtype=bool)
+        text_len = np.zeros(n, dtype=np.int64)
+    return FileArrays(path, n, list(pid.chunks), ms, ts_valid, rating, helpful, verified,
+                      text_len, tl_valid)
+
+
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def assemble(files: list[FileArrays]) -> tuple[Columns, dict[str, np.ndarray]]:
+    """One :class:`Columns` over all files (products encoded together) and per-row reject masks,
+    in the order of :data:`REJECT_REASONS` (``after_until`` is added by the caller)."""
+    codes, products = encode_products([c for f in files for c in f.product_chunks])
+    ms = _cat([f.ms for f in files])
+    ts_valid = _cat([f.ts_valid for f in files])
+    rating = _cat([f.rating for f in files])
+    cols = Columns(products, codes, ms, rating, _cat([f.helpful for f in files]),
+                   _cat([f.verified for f in files]), _cat([f.text_len for f in files]),
+                   _cat([f.text_len_valid for f in files]))
+    masks = {
+        "null_product_id": codes < 0,
+        "null_timestamp": ~ts_valid,
+        "timestamp_out_of_range": ts_valid & ((ms < TS_MIN_MS) | (ms >= TS_MAX_MS)),
+        "null_rating": np.isnan(rating),
+        "rating_out_of_range": (rating < 1.0) | (rating > 5.0),
+    }
+    return cols, masks

@@ -1,0 +1,231 @@
+"""Dask dispatch of the weekly step: the same kernels on partitions that hold whole products.
+
+Two task stages, no maths of their own:
+
+1. ``split`` — one task per input file (or per block of row groups of a large file): read,
+   check, set rows aside exactly as the single-process run does, and cut the kept rows into
+   ``P`` pieces by a hash of the product id (:func:`rcfast.kernels.strings.hash_strings`).
+2. ``panel`` — one task per partition: concatenate its pieces and call
+   :func:`rcfast.panel.compute_panel`, with Numba using the worker's share of the cores.
+
+The client then puts the partitions' products back in byte order, so the result is identical
+to the single-partition run. A Dask worker runs one task at a time (``nthreads=1``) and gives
+its Numba kernels ``--threads`` threads: workers x threads never exceed the cores.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rcfast.arrow_io import ReadOptions, map_columns, open_parquet, read_file
+from rcfast.kernels import strings
+from rcfast.panel import PanelOptions, PanelStats, compute_panel, string_buffers
+
+#: Row groups per split task: large single files still spread over the workers.
+SPLIT_ROWS = 4_000_000
+PIECE_COLUMNS = ("product_id", "timestamp", "rating", "helpful_votes", "verified", "text_len")
+
+
+def plan_splits(paths: list[Path]) -> list[tuple[Path, list[int] | None]]:
+    """Tasks of stage 1: ``(file, row groups or None for the whole file)``."""
+    tasks: list[tuple[Path, list[int] | None]] = []
+    for path in paths:
+        pf = open_parquet(path)
+        md = pf.metadata
+        if md.num_rows <= SPLIT_ROWS or md.num_row_groups < 2:
+            tasks.append((path, None))
+            continue
+        block: list[int] = []
+        rows = 0
+        for rg in range(md.num_row_groups):
+            block.append(rg)
+            rows += md.row_group(rg).num_rows
+            if rows >= SPLIT_ROWS:
+                tasks.append((path, block))
+                block, rows = [], 0
+        if block:
+            tasks.append((path, block))
+    return tasks
+
+
+def _read_part(path: Path, row_groups: list[int] | None, ropts: ReadOptions):
+    if row_groups is None:
+        return read_file(path, ropts)
+    pf = open_parquet(path)
+    colmap = map_columns(path, pf.schema_arrow.names, ropts)
+    wanted = [f for f in PIECE_COLUMNS if f in colmap]
+    t = pf.read_row_groups(row_groups, columns=[colmap[f] for f in wanted])
+    return {f: t.column(colmap[f]) for f in wanted}, colmap
+
+
+def split_task(path: Path, row_groups: list[int] | None, ropts: ReadOptions,
+               until_week: int | None, strict: bool, n_parts: int, row_base: int,
+               threads: int):
+    """Stage 1: the kept rows of one input block, cut into ``n_parts`` pieces by product hash."""
+    import numba
+
+    from rcfast.weekly import load_sources
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    cols, colmap = _read_part(path, row_groups, ropts)
+    columns, rej, rows_read = load_sources([(path, cols, colmap)], ropts, until_week, strict)
+    del cols
+    for ex in rej.examples:
+        ex["row"] += row_base  # row numbers are the file's, not the block's
+    u_off, u_data = string_buffers(columns.products)
+    part_of_product = (strings.hash_strings(u_off, u_data) % np.uint64(n_parts)).astype(np.int32)
+    code = columns.product_code
+    keep = code >= 0
+    part = np.where(keep, part_of_product[np.maximum(code, 0)], -1)
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(n_parts + 1))  # rows set aside (-1) first
+    pieces = [_piece(columns, order[bounds[p]:bounds[p + 1]]) for p in range(n_parts)]
+    return pieces, rej, rows_read
+
+
+def _piece(c, idx: np.ndarray) -> pa.Table:
+    pid = c.products.take(pa.array(c.product_code[idx]))
+    return pa.table({
+        "product_id": pid,
+        "timestamp": pa.array(c.ms[idx], type=pa.timestamp("ms", tz="UTC")),
+        "rating": pa.array(c.rating[idx], type=pa.float64()),
+        "helpful_votes": pa.array(c.helpful[idx], type=pa.int64()),
+        "verified": pa.array(c.verified[idx], type=pa.int8(), mask=c.verified[idx] < 0),
+        "text_len": pa.array(c.text_len[idx], type=pa.int64(), mask=~c.text_len_valid[idx]),
+    })
+
+
+def panel_task(pieces: list[pa.Table], popts: PanelOptions, threads: int):
+    """Stage 2: the panel of one partition (whole products), by the single-process code path."""
+    import numba
+
+    from rcfast.weekly import load_sources
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    table = pa.concat_tables(pieces) if pieces else None
+    if table is None or table.num_rows == 0:
+        return None, PanelStats()
+    where = Path("<partition>")
+    colmap = {f: f for f in PIECE_COLUMNS}
+    cols = {f: table.column(f) for f in PIECE_COLUMNS}
+    columns, _, _ = load_sources([(where, cols, colmap)], ReadOptions(), None, False)
+    del table, cols
+    return compute_panel(columns, popts)
+
+
+def merge_partitions(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate partition panels in product byte order (each is sorted inside)."""
+    tables = [t for t in tables if t is not None and t.num_rows]
+    if not tables:
+        return None
+    if len(tables) == 1:
+        return tables[0]
+    # products are disjoint across partitions: order their row blocks by product id
+    firsts, starts, lens, which = [], [], [], []
+    for ti, t in enumerate(tables):
+        pid = t.column("product_id").combine_chunks()
+        off, data = string_buffers(pid)
+        change = np.ones(len(pid), dtype=bool)
+        if len(pid) > 1:
+            codes, _ = strings.encode_strings(off, data)
+            change[1:] = codes[1:] != codes[:-1]
+        s = np.flatnonzero(change)
+        firsts.append(pid.take(pa.array(s)))
+        starts.append(s)
+        lens.append(np.diff(np.append(s, len(pid))))
+        which.append(np.full(len(s), ti))
+    keys = pa.concat_arrays([f.cast(pa.large_string()) for f in firsts])
+    k_off, k_data = string_buffers(keys)
+    order = strings.argsort_strings(k_off, k_data)
+    base = np.cumsum([0] + [t.num_rows for t in tables])[:-1]
+    start = np.concatenate(starts) + np.concatenate([np.full(len(s), base[i])
+                                                     for i, s in enumerate(starts)])
+    length = np.concatenate(lens)
+    start, length = start[order], length[order]
+    idx = np.repeat(start - np.cumsum(np.append(0, length[:-1])), length) + np.arange(length.sum())
+    big = pa.concat_tables(tables)
+    return big.take(pa.array(idx))
+
+
+def run_dask(paths, ropts: ReadOptions, popts: PanelOptions, args, workers: int, threads: int,
+             progress: bool):
+    """Run both stages on a Dask cluster; return what the single-process path returns."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    from rcfast.weekly import Rejects
+
+    if args.scheduler or args.scheduler_file:
+        client = Client(address=args.scheduler, scheduler_file=args.scheduler_file)
+        cluster = None
+        n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+    else:
+        # one task per worker process at a time; Numba threads share the cores out
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, memory_limit=0,
+                               silence_logs=40)
+        client = Client(cluster)
+        n_workers = workers
+    try:
+        n_parts = args.partitions or 2 * n_workers
+        tasks = plan_splits(paths)
+        row_base = []
+        for path, rgs in tasks:
+            if rgs is None:
+                row_base.append(0)
+            else:
+                md = pq.ParquetFile(path).metadata
+                row_base.append(sum(md.row_group(i).num_rows for i in range(rgs[0])))
+        futs = [client.submit(split_task, path, rgs, ropts, popts.until_week, args.strict,
+                              n_parts, rb, threads, pure=False)
+                for (path, rgs), rb in zip(tasks, row_base)]
+        rej = Rejects()
+        rows_read = 0
+        pieces: list[list] = [[] for _ in range(n_parts)]
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(futs) + n_parts, desc="dask", unit="task", file=sys.stderr,
+                   disable=not progress)
+        # per-partition piece futures stay on the workers: only the panels travel to the client
+        split_results = []
+        for fut in as_completed(futs):
+            split_results.append(fut)
+            bar.update(1)
+        for fut in futs:
+            pieces_f = client.submit(lambda r: r[0], fut, pure=False)
+            meta = client.submit(lambda r: (r[1], r[2]), fut, pure=False).result()
+            rej.merge(meta[0])
+            rows_read += meta[1]
+            for p in range(n_parts):
+                pieces[p].append(client.submit(lambda ps, i=p: ps[i], pieces_f, pure=False))
+        panel_futs = [client.submit(panel_task, pieces[p], popts, threads, pure=False)
+                      for p in range(n_parts)]
+        results = []
+        for fut in as_completed(panel_futs):
+            bar.update(1)
+        for fut in panel_futs:
+            results.append(fut.result())
+        bar.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    stats = PanelStats()
+    for _, st in results:
+        stats.rows_aggregated += st.rows_aggregated
+        stats.products += st.products
+        stats.panel_rows += st.panel_rows
+        for k, v in st.timings.items():
+            stats.timings[k] = stats.timings.get(k, 0.0) + v
+    table = merge_partitions([t for t, _ in results])
+    if table is None:
+        from rcfast.panel import panel_schema
+
+        table = panel_schema(popts).empty_table()
+    if rej.examples:
+        rej.examples.sort(key=lambda e: (e["file"], e["row"]))
+    return table, stats, rej, rows_read, {"partitions": n_parts, "dask_workers": n_workers}

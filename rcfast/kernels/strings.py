@@ -1,0 +1,241 @@
+"""String kernels over Arrow's string layout (``offsets`` int64 + ``data`` uint8), no pyarrow.
+
+- :func:`hash_strings` — 64-bit hash of every string (parallel).
+- :func:`encode_strings` — dense integer code per string, equal strings equal codes. Rows are
+  radix-partitioned by hash into buckets, and each bucket builds its own small hash table in
+  parallel: one shared table would be a sequential, cache-missing insert per row.
+- :func:`argsort_strings` — byte-order argsort: MSD radix over 8-byte big-endian words, each level
+  an integer argsort inside runs of equal prefixes, ties of all words broken by length.
+- :func:`take_strings` / :func:`repeat_strings` — build new offsets/data by gathering.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(inline="always")
+def _mix64(h):
+    # murmur3 finalizer: FNV alone leaves low-entropy high bits, which pick the bucket.
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@njit(inline="always")
+def _hash_one(data, start, end):
+    h = _FNV_OFFSET
+    for j in range(start, end):
+        h ^= np.uint64(data[j])
+        h *= _FNV_PRIME
+    return _mix64(h ^ np.uint64(end - start))
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def hash_strings(offsets, data):
+    """Stable 64-bit hash (FNV-1a + murmur finalizer) of each string; same bytes, same hash."""
+    n = offsets.shape[0] - 1
+    out = np.empty(n, dtype=np.uint64)
+    for i in prange(n):
+        out[i] = _hash_one(data, offsets[i], offsets[i + 1])
+    return out
+
+
+@njit(inline="always")
+def _equal(data, a0, a1, b0, b1):
+    if a1 - a0 != b1 - b0:
+        return False
+    for j in range(a1 - a0):
+        if data[a0 + j] != data[b0 + j]:
+            return False
+    return True
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def encode_strings(offsets, data, bucket_bits=8):
+    """Dense codes for strings: returns ``(codes int32[n], first int64[n_unique])``.
+
+    ``first[c]`` is the index of the first string (in input order within its bucket) with code
+    ``c``. Codes are grouped by hash bucket, not sorted: sort the uniques afterwards when an
+    order is wanted.
+    """
+    n = offsets.shape[0] - 1
+    hashes = np.empty(n, dtype=np.uint64)
+    for i in prange(n):
+        hashes[i] = _hash_one(data, offsets[i], offsets[i + 1])
+    nb = 1 << bucket_bits
+    shift = np.uint64(64 - bucket_bits)
+    counts = np.zeros(nb + 1, dtype=np.int64)
+    for i in range(n):
+        counts[np.int64(hashes[i] >> shift) + 1] += 1
+    for b in range(nb):
+        counts[b + 1] += counts[b]
+    pos = counts[:-1].copy()
+    rows = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        b = np.int64(hashes[i] >> shift)
+        rows[pos[b]] = i
+        pos[b] += 1
+
+    codes = np.empty(n, dtype=np.int32)
+    local_first = np.empty(n, dtype=np.int64)  # per bucket, packed at the bucket's start
+    n_local = np.zeros(nb, dtype=np.int64)
+    for b in prange(nb):
+        lo = counts[b]
+        hi = counts[b + 1]
+        m = hi - lo
+        if m == 0:
+            continue
+        cap = 16
+        while cap < 2 * m:
+            cap *= 2
+        mask = np.uint64(cap - 1)
+        table = np.full(cap, -1, dtype=np.int64)  # local code
+        nu = 0
+        for t in range(lo, hi):
+            i = rows[t]
+            h = hashes[i]
+            s = np.int64(h & mask)
+            while True:
+                c = table[s]
+                if c == -1:
+                    table[s] = nu
+                    local_first[lo + nu] = i
+                    codes[i] = nu
+                    nu += 1
+                    break
+                f = local_first[lo + c]
+                if hashes[f] == h and _equal(data, offsets[i], offsets[i + 1],
+                                              offsets[f], offsets[f + 1]):
+                    codes[i] = c
+                    break
+                s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
+        n_local[b] = nu
+    base = np.zeros(nb + 1, dtype=np.int64)
+    for b in range(nb):
+        base[b + 1] = base[b] + n_local[b]
+    first = np.empty(base[nb], dtype=np.int64)
+    for b in prange(nb):
+        lo = counts[b]
+        for c in range(n_local[b]):
+            first[base[b] + c] = local_first[lo + c]
+        for t in range(lo, counts[b + 1]):
+            i = rows[t]
+            codes[i] = np.int32(codes[i] + base[b])
+    return codes, first
+
+
+@njit(inline="always")
+def _word(data, start, end, level):
+    # 8 bytes from start + 8*level, big-endian, zero-padded past the end.
+    w = np.uint64(0)
+    p = start + 8 * level
+    for j in range(8):
+        w <<= np.uint64(8)
+        if p + j < end:
+            w |= np.uint64(data[p + j])
+    return w
+
+
+@njit(nogil=True, cache=True)
+def argsort_strings(offsets, data):
+    """Indices that sort the strings in byte order (``memcmp`` then length), like Arrow's sort."""
+    n = offsets.shape[0] - 1
+    order = np.arange(n)
+    if n < 2:
+        return order
+    # explicit stack of (lo, hi, level) runs still to sort
+    stack_lo = [0]
+    stack_hi = [n]
+    stack_lv = [0]
+    while len(stack_lo) > 0:
+        lo = stack_lo.pop()
+        hi = stack_hi.pop()
+        lv = stack_lv.pop()
+        m = hi - lo
+        if m < 2:
+            continue
+        maxlen = 0
+        for t in range(lo, hi):
+            i = order[t]
+            ln = offsets[i + 1] - offsets[i]
+            maxlen = max(maxlen, ln)
+        if maxlen <= 8 * lv:
+            # every word equal and exhausted: the strings differ only in length
+            lens = np.empty(m, dtype=np.int64)
+            for t in range(m):
+                i = order[lo + t]
+                lens[t] = offsets[i + 1] - offsets[i]
+            sub = np.argsort(lens, kind="mergesort")
+            seg = order[lo:hi].copy()
+            for t in range(m):
+                order[lo + t] = seg[sub[t]]
+            continue
+        words = np.empty(m, dtype=np.uint64)
+        for t in range(m):
+            i = order[lo + t]
+            words[t] = _word(data, offsets[i], offsets[i + 1], lv)
+        sub = np.argsort(words, kind="mergesort")
+        seg = order[lo:hi].copy()
+        for t in range(m):
+            order[lo + t] = seg[sub[t]]
+        start = 0
+        for t in range(1, m + 1):
+            if t == m or words[sub[t]] != words[sub[start]]:
+                if t - start > 1:
+                    stack_lo.append(lo + start)
+                    stack_hi.append(lo + t)
+                    stack_lv.append(lv + 1)
+                start = t
+    return order
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def take_strings(offsets, data, idx):
+    """Gather strings ``idx`` into new ``(offsets, data)``."""
+    m = idx.shape[0]
+    out_off = np.zeros(m + 1, dtype=np.int64)
+    for t in range(m):
+        i = idx[t]
+        out_off[t + 1] = out_off[t] + offsets[i + 1] - offsets[i]
+    out = np.empty(out_off[m], dtype=np.uint8)
+    for t in prange(m):
+        i = idx[t]
+        s = offsets[i]
+        d = out_off[t]
+        for j in range(offsets[i + 1] - s):
+            out[d + j] = data[s + j]
+    return out_off, out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def repeat_strings(offsets, data, repeats):
+    """String ``i`` repeated ``repeats[i]`` times, in order: product ids for panel rows."""
+    n = repeats.shape[0]
+    row0 = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        row0[i + 1] = row0[i] + repeats[i]
+    m = row0[n]
+    out_off = np.empty(m + 1, dtype=np.int64)
+    out_off[0] = 0
+    byte0 = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        byte0[i + 1] = byte0[i] + repeats[i] * (offsets[i + 1] - offsets[i])
+    out = np.empty(byte0[n], dtype=np.uint8)
+    for i in prange(n):
+        s = offsets[i]
+        ln = offsets[i + 1] - s
+        d = byte0[i]
+        for r in range(repeats[i]):
+            for j in range(ln):
+                out[d + j] = data[s + j]
+            d += ln
+            out_off[row0[i] + r + 1] = d
+    return out_off, out

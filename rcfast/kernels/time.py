@@ -1,0 +1,40 @@
+"""Time kernels: epoch values in any unit to milliseconds, and Monday-based week indices."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+MS_PER_WEEK = 604_800_000
+#: The epoch (1970-01-01) was a Thursday: shifting by 3 days makes weeks start on Monday.
+MONDAY_SHIFT_MS = 259_200_000
+DAYS_EPOCH_TO_FIRST_MONDAY = -3  # 1969-12-29, the Monday of week 0
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def to_ms(values, factor_num, factor_den):
+    """``floor(values * num / den)`` in int64 (floor also for times before 1970)."""
+    n = values.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    for i in prange(n):
+        out[i] = (values[i] * factor_num) // factor_den
+    return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def week_index(ms):
+    """Week of each epoch-millisecond time: ``floor((floor(ms/1000) + 259200) / 604800)``.
+
+    Equal to ``floor((ms + 259200000) / 604800000)`` because nested floor divisions by positive
+    integers compose. Numba's ``//`` on integers floors like Python's, also for negatives.
+    """
+    n = ms.shape[0]
+    out = np.empty(n, dtype=np.int32)
+    for i in prange(n):
+        out[i] = (ms[i] + MONDAY_SHIFT_MS) // MS_PER_WEEK
+    return out
+
+
+def week_to_days(week: np.ndarray) -> np.ndarray:
+    """Days since the epoch of each week's Monday (for a date32 column)."""
+    return week.astype(np.int32) * 7 + DAYS_EPOCH_TO_FIRST_MONDAY

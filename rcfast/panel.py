@@ -1,0 +1,227 @@
+"""The weekly panel from normalized columns: validate, convert, call the kernels, wrap the result.
+
+:func:`compute_panel` is the one code path: the single-process run calls it on the whole input,
+and the Dask run calls it on each partition (every product lives in one partition), so the
+maths lives in :mod:`rcfast.kernels` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from rcfast.kernels import aggregate, features, group, strings
+from rcfast.kernels.time import week_index, week_to_days
+
+DEFAULT_WINDOWS = (4, 12, 52)
+DEFAULT_LAGS = (1, 2, 4)
+EWM_HALFLIFE_WEEKS = 4.0
+EWM_ALPHA = 1.0 - 0.5 ** (1.0 / EWM_HALFLIFE_WEEKS)
+
+
+@dataclass
+class Columns:
+    """Validated, normalized input columns as plain arrays (one row per review).
+
+    ``product_code`` is the rank of the row's product in ``products`` (sorted in byte order),
+    or -1 where the row is set aside.
+    """
+
+    products: pa.Array  #: unique product ids, byte order
+    product_code: np.ndarray  #: int32
+    ms: np.ndarray  #: int64 epoch milliseconds
+    rating: np.ndarray  #: float64
+    helpful: np.ndarray  #: int64, null -> 0
+    verified: np.ndarray  #: int8, -1 = null
+    text_len: np.ndarray  #: int64
+    text_len_valid: np.ndarray  #: bool
+
+
+@dataclass
+class PanelOptions:
+    windows: tuple[int, ...] = DEFAULT_WINDOWS
+    lags: tuple[int, ...] = DEFAULT_LAGS
+    dense: bool = False
+    until_week: int | None = None  #: last week of the panel (dense: every product reaches it)
+
+    def __post_init__(self) -> None:
+        for name, vals in (("windows", self.windows), ("lags", self.lags)):
+            if any(int(v) < 1 for v in vals):
+                raise ValueError(f"{name} must be positive integers, got {list(vals)}")
+            if len(set(vals)) != len(vals):
+                raise ValueError(f"{name} has duplicates: {list(vals)}")
+
+
+@dataclass
+class PanelStats:
+    rows_aggregated: int = 0
+    products: int = 0
+    panel_rows: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def panel_schema(opts: PanelOptions) -> pa.Schema:
+    """Columns of the panel, in order (SPEC-weekly.md, "Output columns")."""
+    fields = [
+        pa.field("product_id", pa.string(), nullable=False),
+        pa.field("week_start", pa.date32(), nullable=False),
+        pa.field("n_reviews", pa.int32(), nullable=False),
+        pa.field("rating_mean", pa.float64()),
+        pa.field("rating_std", pa.float64()),
+    ]
+    fields += [pa.field(f"star_{s}", pa.int32(), nullable=False) for s in range(1, 6)]
+    fields += [
+        pa.field("helpful_votes", pa.int64(), nullable=False),
+        pa.field("verified_share", pa.float64()),
+        pa.field("text_len_mean", pa.float64()),
+    ]
+    for k in opts.windows:
+        fields.append(pa.field(f"n_reviews_r{k}", pa.int64(), nullable=False))
+        fields.append(pa.field(f"rating_mean_r{k}", pa.float64()))
+    fields += [pa.field(f"n_reviews_lag{L}", pa.int32()) for L in opts.lags]
+    fields += [
+        pa.field("n_reviews_cum", pa.int64(), nullable=False),
+        pa.field("rating_mean_cum", pa.float64()),
+        pa.field("n_reviews_ewm", pa.float64(), nullable=False),
+        pa.field("weeks_since_first", pa.int32(), nullable=False),
+        pa.field("weeks_since_prev", pa.int32()),
+    ]
+    return pa.schema(fields)
+
+
+def _f64(values: np.ndarray) -> pa.Array:
+    # NaN marks null: input NaN ratings are set aside before, so no real NaN reaches here.
+    nan = np.isnan(values)
+    return pa.array(values, type=pa.float64(), mask=nan if nan.any() else None)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> pa.Array:
+    out = np.full(num.shape[0], np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return _f64(out)
+
+
+def _masked(values: np.ndarray, valid: np.ndarray, typ: pa.DataType) -> pa.Array:
+    return pa.array(values, type=typ, mask=None if valid.all() else ~valid)
+
+
+def _string_array(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    big = offsets.shape[0] and offsets[-1] >= 2**31
+    typ = pa.large_string() if big else pa.string()
+    offs = offsets if big else offsets.astype(np.int32)
+    return pa.Array.from_buffers(typ, len(offsets) - 1,
+                                 [None, pa.py_buffer(offs), pa.py_buffer(data)])
+
+
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets int64, data uint8)`` of a string array, honouring its slice offset."""
+    if pa.types.is_string(arr.type) or pa.types.is_binary(arr.type):
+        dtype = np.int32
+    elif pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
+        dtype = np.int64
+    else:
+        raise TypeError(f"not a string array: {arr.type}")
+    bufs = arr.buffers()
+    n = len(arr)
+    if bufs[1] is None:
+        offsets = np.zeros(n + 1, dtype=np.int64)
+    else:
+        offsets = np.frombuffer(bufs[1], dtype=dtype)[arr.offset: arr.offset + n + 1]
+        offsets = offsets.astype(np.int64, copy=dtype is np.int32)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.empty(0, np.uint8)
+    return offsets, data
+
+
+def compute_panel(cols: Columns, opts: PanelOptions) -> tuple[pa.Table, PanelStats]:
+    """The weekly panel of valid rows (``product_code >= 0``)."""
+    import time
+
+    stats = PanelStats()
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        stats.timings[name] = stats.timings.get(name, 0.0) + now - t
+        t = now
+
+    n_products = len(cols.products)
+    week = week_index(cols.ms)
+    perm, offsets = group.counting_sort(cols.product_code, n_products, numba.get_num_threads())
+    sw = group.sort_segments(perm, offsets, week)
+    group_offsets, run_start = group.week_runs(sw, offsets)
+    lap("group")
+    (n, rsum, rmean, rstd, stars, hsum, vtrue, vknown, tsum,
+     tknown) = aggregate.weekly_aggregates(perm, run_start, cols.rating, cols.helpful,
+                                           cols.verified, cols.text_len, cols.text_len_valid)
+    gweek = aggregate.group_weeks(sw, run_start)
+    stats.rows_aggregated = int(perm.shape[0])
+    del perm, sw, run_start
+    lap("aggregate")
+
+    if opts.dense:
+        until = opts.until_week if opts.until_week is not None else 0
+        row_offsets, row_week, src = aggregate.dense_layout(group_offsets, gweek, until,
+                                                            opts.until_week is not None)
+
+        def expand(values: np.ndarray, fill) -> np.ndarray:
+            return aggregate.scatter_rows(src, values, values.dtype.type(fill))
+
+        n = expand(n, 0)
+        rsum = expand(rsum, 0.0)
+        rmean = expand(rmean, np.nan)
+        rstd = expand(rstd, np.nan)
+        stars = np.stack([expand(stars[s], 0) for s in range(5)])
+        hsum = expand(hsum, 0)
+        vtrue, vknown = expand(vtrue, 0), expand(vknown, 0)
+        tsum, tknown = expand(tsum, 0), expand(tknown, 0)
+        week_rows = row_week
+    else:
+        row_offsets = group_offsets
+        week_rows = gweek
+    rows_per_product = np.diff(row_offsets)
+    stats.products = int(np.count_nonzero(np.diff(group_offsets)))
+    stats.panel_rows = int(week_rows.shape[0])
+
+    (n_r, rmean_r, lag, lag_valid, n_cum, rmean_cum, ewm, since_first, since_prev,
+     since_prev_valid) = features.rolling_features(
+        row_offsets, week_rows, n, rsum,
+        np.asarray(opts.windows, dtype=np.int64), np.asarray(opts.lags, dtype=np.int64),
+        EWM_ALPHA)
+    lap("features")
+
+    p_off, p_data = string_buffers(cols.products)
+    o_off, o_data = strings.repeat_strings(p_off, p_data, rows_per_product)
+    arrays: list[pa.Array] = [
+        _string_array(o_off, o_data),
+        pa.array(week_to_days(week_rows), type=pa.date32()),
+        pa.array(n, type=pa.int32()),
+        _f64(rmean),
+        _f64(rstd),
+    ]
+    arrays += [pa.array(stars[s], type=pa.int32()) for s in range(5)]
+    arrays += [
+        pa.array(hsum, type=pa.int64()),
+        _ratio(vtrue.astype(np.float64), vknown),
+        _ratio(tsum.astype(np.float64), tknown),
+    ]
+    for k in range(len(opts.windows)):
+        arrays.append(pa.array(n_r[k], type=pa.int64()))
+        arrays.append(_f64(rmean_r[k]))
+    arrays += [_masked(lag[j], lag_valid[j], pa.int32()) for j in range(len(opts.lags))]
+    arrays += [
+        pa.array(n_cum, type=pa.int64()),
+        _f64(rmean_cum),
+        pa.array(ewm, type=pa.float64()),
+        pa.array(since_first, type=pa.int32()),
+        _masked(since_prev, since_prev_valid, pa.int32()),
+    ]
+    schema = panel_schema(opts)
+    if pa.types.is_large_string(arrays[0].type):
+        schema = schema.set(0, schema.field(0).with_type(pa.large_string()))
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    lap("wrap")
+    return table, stats

@@ -76,7 +76,6 @@ def naive_panel(
             return [float(x["rating"]) for x in weeks.get(w, [])]
 
         ewm = None
-        prev_w = None
         for w in row_weeks:
             rows = weeks.get(w, [])
             rs = ratings(w)
@@ -122,9 +121,7 @@ def naive_panel(
             rec["weeks_since_first"] = w - first
             earlier = [v for v in weeks if v < w]
             rec["weeks_since_prev"] = w - max(earlier) if earlier else None
-            prev_w = w
             out.append(rec)
-    del prev_w
     cols = (["product_id", "week_start", "n_reviews", "rating_mean", "rating_std"]
             + [f"star_{s}" for s in range(1, 6)]
             + ["helpful_votes", "verified_share", "text_len_mean"]

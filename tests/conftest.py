@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/naive.py
+
+SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    if not (SHARED_REAL / "musical_instruments_2014_5core_part.csv").exists():
+        pytest.skip("../shared/data/real is not beside this checkout")
+    return SHARED_REAL
+
+from hypothesis import settings  # noqa: E402
+
+# JIT compilation on first call must not count against hypothesis' per-example deadline.
+settings.register_profile("rcfast", deadline=None, print_blob=True)
+settings.load_profile("rcfast")

@@ -302,17 +302,13 @@ class BlockProcessor:
         bounds = None
         try:
             _check_utf8(data)
-            table = _parse_bytes(data, plan) if data.strip() else None
-            if table is None:
-                bounds = _record_bounds(data, quoted)
-                res.blank = bounds[3]
-                return res
+            table = _parse_bytes(data, plan)
             if plan.kind == "json":
+                # one row per line is the common case; anything else (blank lines, two objects
+                # on a line) is sorted out record by record on the slow path
                 expected = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-                expected -= data.count(b"\n\n") + data.count(b"\n\r\n") + data.startswith(b"\n")
                 if table.num_rows != expected:
-                    raise _Invalid("row count")  # e.g. whitespace-only lines: take the slow path
-                res.blank = data.count(b"\n\n") + data.count(b"\n\r\n") + data.startswith(b"\n")
+                    raise _Invalid("row count")
             tables.append(table)
             n_rows = table.num_rows
             rec_index = None  # rows are the records in order
@@ -324,9 +320,7 @@ class BlockProcessor:
                               first_line, line_off)
             rec_index = np.concatenate(good) if good else np.zeros(0, dtype=np.int64)
             n_rows = int(rec_index.size)
-        if plan.kind == "csv" and rec_index is None:
-            res.lines += n_rows
-        elif plan.kind == "json" and rec_index is None:
+        if rec_index is None:
             res.lines += n_rows
         if not tables or n_rows == 0:
             return res

@@ -1,0 +1,212 @@
+"""The three baselines (pandas, Polars, DuckDB) agree with each other and with the reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rcfast import baselines as B
+from rcfast import synth
+
+try:  # the slow reference of SPEC-weekly.md, when present
+    import naive
+except ImportError:  # pragma: no cover
+    naive = None
+
+MS_WEEK = 604_800_000
+
+
+def ms_of(text: str) -> int:
+    """Epoch ms of an ISO UTC time, exact also before 1970."""
+    t = dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    delta = t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def assert_tables_agree(a: pa.Table, b: pa.Table, rtol: float = 1e-9) -> None:
+    assert a.schema.remove_metadata() == b.schema.remove_metadata()
+    assert a.num_rows == b.num_rows
+    for name in a.column_names:
+        x, y = a[name], b[name]
+        assert x.null_count == y.null_count, name
+        if pa.types.is_floating(x.type):
+            xv = x.to_numpy(zero_copy_only=False)
+            yv = y.to_numpy(zero_copy_only=False)
+            assert np.array_equal(np.isnan(xv), np.isnan(yv)), name
+            ok = np.isnan(xv) | np.isclose(xv, yv, rtol=rtol, atol=1e-12)
+            assert ok.all(), (name, np.flatnonzero(~ok)[:5], xv[~ok][:5], yv[~ok][:5])
+        else:
+            assert x.equals(y), name
+
+
+def run_all(path, **kw) -> dict[str, pa.Table]:
+    out = {name: fn(path, **kw) for name, fn in B.TOOLS.items()}
+    first = out["pandas"]
+    for name, t in out.items():
+        assert t.schema.remove_metadata() == B.output_schema(kw.get("windows", (4, 12, 52)),
+                                                             kw.get("lags", (1, 2, 4)))
+        assert_tables_agree(first, t)
+        info, ref = B.baseline_info(t), B.baseline_info(first)
+        assert info["tool"] == name
+        for k in ("rows_read", "rows_aggregated", "rows_rejected", "products", "panel_rows"):
+            assert info[k] == ref[k], (name, k)
+        assert info["rows_read"] == info["rows_aggregated"] + sum(info["rows_rejected"].values())
+    return out
+
+
+def check_naive(path, table: pa.Table, **kw) -> None:
+    if naive is None:
+        return
+    src = pq.read_table(path)
+    opts = {k: v for k, v in kw.items() if k in ("windows", "lags", "dense")}
+    if kw.get("until"):
+        d = dt.date.fromisoformat(kw["until"])
+        opts["until_week"] = ((d - dt.date(1970, 1, 1)).days * 86_400_000 + 259_200_000) // MS_WEEK
+    expected, rejected = naive.naive_panel(naive.table_to_naive_input(src), **opts)
+    naive.assert_panel_equal(table, expected)
+    assert B.baseline_info(table)["rows_rejected"] == rejected
+
+
+def edge_table() -> pa.Table:
+    rows = []  # (product_id, iso time or None, rating, helpful, verified, text_len)
+    rows.append(("solo", "2020-03-04T05:06:07.089", 4.0, 3, True, 10))
+    # gaps of 1, 3 and 60 weeks
+    base = ms_of("2019-01-07T12:00:00")
+    for wk, r in [(0, 5.0), (0, 3.0), (1, 4.0), (4, 1.0), (64, 2.0), (64, 5.0), (65, 4.5)]:
+        rows.append(("gaps", base + wk * MS_WEEK, r, None, None, None))
+    # Sunday 23:59:59.999 vs Monday 00:00:00.000 UTC
+    rows.append(("edge", "2021-06-13T23:59:59.999", 1.5, 0, False, 5))
+    rows.append(("edge", "2021-06-14T00:00:00.000", 2.5, 7, None, None))
+    rows.append(("edge", "2021-06-14T00:00:00.001", 5.0, 1, True, 0))
+    # before 1970, including the first Monday before the epoch and sub-second negatives
+    rows.append(("old", -1, 3.0, 1, True, 1))  # 1969-12-31T23:59:59.999, week 0
+    rows.append(("old", ms_of("1969-12-28T23:59:59.999"), 4.0, 0, True, 2))  # week -1
+    rows.append(("old", ms_of("1969-12-29T00:00:00"), 5.0, 0, False, 3))  # week 0
+    rows.append(("old", ms_of("1955-05-05T05:05:05.555"), 2.0, 2, None, 4))
+    # byte order of ids: "B" < "Z" < "a" < "é"
+    for pid in ["é", "a", "Z", "B"]:
+        rows.append((pid, "2022-12-25T10:00:00", 5.0, 0, True, 100))
+    # rejects, one per reason (first reason wins)
+    rows.append((None, "2020-01-01T00:00:00", 5.0, 0, True, 1))
+    rows.append(("rej", None, 5.0, 0, True, 1))
+    rows.append(("rej", ms_of("1850-01-01T00:00:00"), 5.0, 0, True, 1))
+    rows.append(("rej", "2020-01-01T00:00:00", None, 0, True, 1))
+    rows.append(("rej", "2020-01-01T00:00:00", float("nan"), 0, True, 1))
+    rows.append(("rej", "2020-01-01T00:00:00", 0.5, 0, True, 1))
+    rows.append(("rej", "2020-01-01T00:00:00", 5.5, 0, True, 1))
+    rows.append((None, None, None, None, None, None))
+    pid, ts, rating, hv, ver, tl = zip(*rows)
+    ts = [t if t is None or isinstance(t, int) else ms_of(t) for t in ts]
+    return pa.table({
+        "product_id": pa.array(pid, pa.string()),
+        "timestamp": pa.array(ts, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        "rating": pa.array(rating, pa.float32()),
+        "helpful_votes": pa.array(hv, pa.int32()),
+        "verified": pa.array(ver, pa.bool_()),
+        "text_len": pa.array(tl, pa.int32()),
+    })
+
+
+@pytest.fixture(scope="module")
+def edge_path(tmp_path_factory):
+    p = tmp_path_factory.mktemp("edge") / "edge.parquet"
+    pq.write_table(edge_table(), p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def synth_path(tmp_path_factory):
+    p = tmp_path_factory.mktemp("synth") / "s.parquet"
+    synth.write_parquet(p, 4_000, 11, n_products=150)
+    return p
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_synthetic_agree(synth_path, dense):
+    out = run_all(synth_path, dense=dense)
+    t = out["polars"]
+    assert t.num_rows > 500
+    check_naive(synth_path, t, dense=dense)
+
+
+def test_edge_cases_sparse(edge_path):
+    out = run_all(edge_path)
+    t = out["duckdb"]
+    check_naive(edge_path, t)
+    info = B.baseline_info(t)
+    assert info["rows_rejected"] == {"null_product_id": 2, "null_timestamp": 1,
+                                     "timestamp_out_of_range": 1, "null_rating": 2,
+                                     "rating_out_of_range": 2, "after_until": 0}
+    rows = t.to_pylist()
+    ids = [r["product_id"] for r in rows]
+    assert ids == sorted(ids, key=lambda s: s.encode())
+    edge = [r for r in rows if r["product_id"] == "edge"]
+    assert [r["week_start"] for r in edge] == [dt.date(2021, 6, 7), dt.date(2021, 6, 14)]
+    assert edge[0]["star_2"] == 1 and edge[1]["star_3"] == 1 and edge[1]["star_5"] == 1
+    assert edge[1]["verified_share"] == 1.0 and edge[1]["text_len_mean"] == 0.0
+    old = [r for r in rows if r["product_id"] == "old"]
+    assert [r["week_start"] for r in old][-2:] == [dt.date(1969, 12, 22), dt.date(1969, 12, 29)]
+    assert old[-1]["n_reviews"] == 2
+    gaps = [r for r in rows if r["product_id"] == "gaps"]
+    assert [r["weeks_since_prev"] for r in gaps] == [None, 1, 3, 60, 1]
+    assert [r["n_reviews_lag1"] for r in gaps] == [None, 2, 0, 0, 2]
+    assert gaps[0]["rating_std"] == 1.0 and gaps[0]["helpful_votes"] == 0
+    assert gaps[0]["verified_share"] is None and gaps[0]["text_len_mean"] is None
+    q = 0.5 ** 0.25
+    e = 2.0
+    for g, n in [(1, 1), (3, 1), (60, 2), (1, 1)]:
+        e = (1 - q) * n + q**g * e
+    assert math.isclose(gaps[-1]["n_reviews_ewm"], e, rel_tol=1e-12)
+    solo = [r for r in rows if r["product_id"] == "solo"][0]
+    assert solo["rating_std"] == 0.0 and solo["n_reviews_r52"] == 1
+    assert solo["n_reviews_lag4"] is None and solo["weeks_since_prev"] is None
+
+
+@pytest.mark.parametrize("until", [None, "2021-06-13"])
+def test_edge_cases_dense_custom_windows(edge_path, until):
+    kw = dict(windows=(1, 3), lags=(1, 3, 60), dense=True, until=until)
+    out = run_all(edge_path, **kw)
+    check_naive(edge_path, out["pandas"], **kw)
+    t = out["pandas"]
+    assert "n_reviews_r3" in t.column_names and "n_reviews_lag60" in t.column_names
+    if until:
+        assert max(t["week_start"].to_pylist()) == dt.date(2021, 6, 7)
+        assert B.baseline_info(t)["rows_rejected"]["after_until"] > 0
+
+
+def test_other_input_types(tmp_path, edge_path):
+    """Integer epoch-ms and microsecond timestamps, and missing optional columns."""
+    t = edge_table()
+    ref = B.panel_polars(edge_path)
+    ms = t.set_column(1, "timestamp", t["timestamp"].cast(pa.int64()))
+    pq.write_table(ms, tmp_path / "ms.parquet")
+    us = t.set_column(1, "timestamp", t["timestamp"].cast(pa.timestamp("us", tz="UTC")))
+    pq.write_table(us, tmp_path / "us.parquet")
+    for name in ("ms", "us"):
+        out = run_all(tmp_path / f"{name}.parquet")
+        assert_tables_agree(out["pandas"], ref)
+    bare = t.select(["product_id", "timestamp", "rating"])
+    pq.write_table(bare, tmp_path / "bare.parquet")
+    out = run_all(tmp_path / "bare.parquet")["duckdb"]
+    assert out["verified_share"].null_count == out.num_rows
+    assert set(out["helpful_votes"].to_pylist()) == {0}
+
+
+def test_bad_input(tmp_path, edge_path):
+    for fn in B.TOOLS.values():
+        with pytest.raises(FileNotFoundError):
+            fn(tmp_path / "missing.parquet")
+        with pytest.raises(ValueError):
+            fn(edge_path, windows=(0, 4))
+        with pytest.raises(ValueError):
+            fn(edge_path, lags=())
+        with pytest.raises(ValueError):
+            fn(edge_path, until="2020-13-01")
+    pq.write_table(pa.table({"product_id": ["a"], "rating": [5.0]}), tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match="timestamp"):
+        B.panel_pandas(tmp_path / "x.parquet")

@@ -1,0 +1,419 @@
+"""``python -m rcfast.bench weekly`` — the weekly panel: rcfast against pandas, Polars and DuckDB.
+
+For each input size the normalized Parquet file is generated once with :mod:`rcfast.synth` (and
+cached, see :func:`rcfast.synth.demo_parquet`), then every tool runs in its own fresh Python
+process (:func:`rcfast.bench._harness.run_measured`) so that its peak RSS is its own. Inside the
+child the tool is imported first, then the timed part (``compute_s``) reads the Parquet file,
+computes the full panel (SPEC-weekly.md, sparse, windows 4,12,52, lags 1,2,4) and writes it as
+Parquet. ``wall_s`` is the whole process, interpreter start and imports included.
+
+Before timing, rcfast runs once on a tiny file so that Numba's on-disk cache is warm (a user pays
+compilation once per machine, not per run). Afterwards the written panels are compared: counts
+exactly, floats to a relative 1e-9; on big inputs on a deterministic sample of products.
+
+Examples::
+
+    python -m rcfast.bench weekly --rows 1e6
+    python -m rcfast.bench weekly --sizes 1e6,4e6,16e6 --plot weekly.png --json weekly.json
+    python -m rcfast.bench weekly --rows 31800000 --tools rcfast,polars,duckdb
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rcfast.bench._harness import Measurement, run_measured
+
+TOOLS = ("rcfast", "polars", "duckdb", "pandas")
+#: Compare the panels completely up to this many input rows, a sample of products above.
+FULL_CHECK_ROWS = 4_000_000
+SAMPLE_PRODUCTS = 20_000
+RTOL = 1e-9
+ATOL = 1e-12
+
+_CHILD = """
+import sys, time
+{imports}
+from rcfast.bench._harness import emit_result
+path, out = {path!r}, {out!r}
+t0 = time.perf_counter()
+{compute}
+compute_s = time.perf_counter() - t0
+import pyarrow.parquet as _pq
+emit_result(compute_s=compute_s, rows={rows}, panel_rows=_pq.ParquetFile(out).metadata.num_rows)
+"""
+
+_TOOL_CODE = {
+    "rcfast": ("from rcfast.weekly import main",
+               "rc = main([path, '-o', out, '--quiet'])\n"
+               "if rc:\n    sys.exit(rc)"),
+    "pandas": ("import pandas, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_pandas",
+               "pq.write_table(panel_pandas(path), out)"),
+    "polars": ("import polars, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_polars",
+               "pq.write_table(panel_polars(path), out)"),
+    "duckdb": ("import duckdb, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_duckdb",
+               "pq.write_table(panel_duckdb(path), out)"),
+}
+
+
+@dataclass
+class Result:
+    tool: str
+    rows: int
+    ok: bool
+    wall_s: float | None = None
+    compute_s: float | None = None
+    peak_rss_gb: float | None = None
+    panel_rows: int | None = None
+    agrees: bool | None = None  #: with the reference tool's panel (None: not compared)
+    note: str = ""
+
+
+@dataclass
+class Report:
+    machine: dict
+    results: list[Result] = field(default_factory=list)
+
+
+def machine_info() -> dict:
+    """CPU model, cores, RAM and versions: a timing means nothing without them."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        ram = psutil.virtual_memory().total
+    except ImportError:  # pragma: no cover
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        usable = os.cpu_count() or 1
+    versions = {"python": platform.python_version()}
+    for mod in ("rcfast", "numba", "numpy", "pyarrow", "pandas", "polars", "duckdb"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - a missing tool is reported, not fatal
+            versions[mod] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
+            "ram_gb": round(ram / 2**30, 1), "os": platform.platform(), "versions": versions}
+
+
+def child_code(tool: str, path: Path, out: Path, rows: int) -> str:
+    imports, compute = _TOOL_CODE[tool]
+    return _CHILD.format(imports=imports, compute=compute, path=str(path), out=str(out),
+                         rows=rows)
+
+
+def rcfast_available() -> str | None:
+    """None if ``rcfast.weekly.main`` can be imported, else why not."""
+    if importlib.util.find_spec("rcfast.weekly") is None:
+        return "rcfast.weekly is not installed yet"
+    try:
+        from rcfast.weekly import main  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - report any import failure as the skip reason
+        return f"rcfast.weekly does not import: {exc!r}"
+    return None
+
+
+def warm_rcfast(work: Path, timeout: float | None) -> str | None:
+    """Run rcfast once on a tiny input so Numba's cache is compiled; return an error or None."""
+    from rcfast import synth
+
+    tiny = synth.write_parquet(work / "warm.parquet", 5_000, 1)
+    m = run_measured("rcfast-warmup", child_code("rcfast", tiny, work / "warm-out.parquet", 5_000),
+                     timeout=timeout)
+    if m.returncode != 0 or not m.result:
+        return f"warm-up failed (exit {m.returncode}): {m.stderr_tail.strip()[-500:]}"
+    return None
+
+
+def _parse_size(text: str) -> int:
+    try:
+        v = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if v < 1 or v != int(v):
+        raise argparse.ArgumentTypeError(f"a row count must be a positive whole number: {text!r}")
+    return int(v)
+
+
+def _parse_sizes(text: str) -> list[int]:
+    return [_parse_size(t) for t in text.split(",") if t.strip()]
+
+
+def _parse_tools(text: str) -> list[str]:
+    tools = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in tools if t not in TOOLS]
+    if bad or not tools:
+        raise argparse.ArgumentTypeError(f"unknown tool(s) {bad}; choose from {','.join(TOOLS)}")
+    return list(dict.fromkeys(tools))
+
+
+# ----------------------------------------------------------------------------------------------
+# comparing panels
+
+
+def _sample_filter(reference: Path, rows: int) -> pa.Array | None:
+    """Product ids to compare on (every k-th of the reference's), or None for all of them."""
+    if rows <= FULL_CHECK_ROWS:
+        return None
+    ids = pq.read_table(reference, columns=["product_id"])["product_id"]
+    uniq = pc.unique(ids.combine_chunks().cast(pa.string()))
+    uniq = uniq.take(pc.array_sort_indices(uniq))
+    step = max(1, math.ceil(len(uniq) / SAMPLE_PRODUCTS))
+    return uniq.take(pa.array(np.arange(0, len(uniq), step)))
+
+
+def _read_panel(path: Path, sample: pa.Array | None) -> pa.Table:
+    import pyarrow.dataset as ds
+
+    dset = ds.dataset(str(path), format="parquet")
+    if sample is None:
+        t = dset.to_table()
+    else:
+        t = dset.to_table(filter=ds.field("product_id").isin(sample))
+    return t.replace_schema_metadata(None)
+
+
+def _plain_strings(arr: pa.Array) -> pa.Array:
+    if pa.types.is_large_string(arr.type) or str(arr.type) == "string_view":
+        return arr.cast(pa.string())
+    return arr
+
+
+def compare_panels(a: Path, b: Path, sample: pa.Array | None) -> str | None:
+    """None if the two panel files agree (counts exact, floats rtol 1e-9), else the first gap."""
+    ta, tb = _read_panel(a, sample), _read_panel(b, sample)
+    if ta.column_names != tb.column_names:
+        return f"columns differ: {ta.column_names} vs {tb.column_names}"
+    if ta.num_rows != tb.num_rows:
+        return f"row counts differ: {ta.num_rows} vs {tb.num_rows}"
+    for name in ta.column_names:
+        x, y = ta[name].combine_chunks(), tb[name].combine_chunks()
+        x, y = _plain_strings(x), _plain_strings(y)
+        if x.type != y.type:
+            return f"{name}: types differ: {x.type} vs {y.type}"
+        if not pc.equal(x.is_null(), y.is_null()).to_numpy(zero_copy_only=False).all():
+            return f"{name}: nulls differ"
+        if pa.types.is_floating(x.type):
+            xv = x.to_numpy(zero_copy_only=False)
+            yv = y.to_numpy(zero_copy_only=False)
+            ok = np.isnan(xv) | np.isclose(xv, yv, rtol=RTOL, atol=ATOL)
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                return f"{name}: row {i}: {xv[i]!r} vs {yv[i]!r}"
+        elif not x.equals(y):
+            neq = pc.fill_null(pc.not_equal(x, y), False).to_numpy(zero_copy_only=False)
+            i = int(np.flatnonzero(neq)[0]) if neq.any() else -1
+            return f"{name}: row {i}: {x[i].as_py()!r} vs {y[i].as_py()!r}"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# running
+
+
+def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float | None,
+             check: bool, log) -> list[Result]:
+    results: list[Result] = []
+    outputs: dict[str, Path] = {}
+    for tool in tools:
+        out = work / f"panel-{tool}-{rows}.parquet"
+        out.unlink(missing_ok=True)
+        log(f"  {tool:7s} {rows:>12,} rows ... ")
+        m: Measurement = run_measured(tool, child_code(tool, data, out, rows), timeout=timeout)
+        if m.returncode != 0 or not m.result:
+            why = "timed out" if m.returncode in (-9, 137) else f"exit {m.returncode}"
+            tail = m.stderr_tail.strip().splitlines()[-1:] or [""]
+            results.append(Result(tool, rows, False, wall_s=round(m.wall_s, 3),
+                                  note=f"{why}: {tail[0][:200]}"))
+            log(f"failed ({why})\n{m.stderr_tail.strip()[-1500:]}\n")
+            continue
+        res = Result(tool, rows, True, wall_s=round(m.wall_s, 3),
+                     compute_s=round(float(m.result["compute_s"]), 3),
+                     peak_rss_gb=round(m.peak_rss_bytes / 2**30, 3),
+                     panel_rows=m.result.get("panel_rows"))
+        results.append(res)
+        outputs[tool] = out
+        log(f"{res.compute_s:.2f} s compute, {res.wall_s:.2f} s wall, "
+            f"{res.peak_rss_gb:.2f} GB peak\n")
+    if check and len(outputs) > 1:
+        ref_tool = next(iter(outputs))
+        sample = _sample_filter(outputs[ref_tool], rows)
+        scope = "all products" if sample is None else f"a sample of {len(sample):,} products"
+        for r in results:
+            if r.tool in outputs and r.tool != ref_tool:
+                gap = compare_panels(outputs[ref_tool], outputs[r.tool], sample)
+                r.agrees = gap is None
+                if gap:
+                    r.note = f"differs from {ref_tool}: {gap}"
+                    log(f"  ! {r.tool} differs from {ref_tool}: {gap}\n")
+            elif r.tool == ref_tool:
+                r.agrees = True
+                r.note = "reference"
+        log(f"  checked against {ref_tool} on {scope}\n")
+    for p in outputs.values():
+        p.unlink(missing_ok=True)
+    return results
+
+
+def format_table(report: Report) -> str:
+    m = report.machine
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
+             f"{m['ram_gb']} GiB RAM, {m['os']}",
+             "",
+             f"| {'tool':7s} | {'rows':>12s} | {'wall s':>8s} | {'compute s':>9s} | "
+             f"{'peak RSS GB':>11s} | {'× rcfast':>8s} | agrees |",
+             "| " + " | ".join(["-" * 7, "-" * 12, "-" * 8, "-" * 9, "-" * 11, "-" * 8, "------"])
+             + " |"]
+    base = {r.rows: r.compute_s for r in report.results if r.tool == "rcfast" and r.ok}
+    for r in report.results:
+        if not r.ok:
+            lines.append(f"| {r.tool:7s} | {r.rows:>12,} | {'—':>8s} | {'—':>9s} | {'—':>11s} | "
+                         f"{'—':>8s} | {'—':6s} | {r.note}")
+            continue
+        ratio = f"{r.compute_s / base[r.rows]:.1f}" if base.get(r.rows) else "—"
+        agrees = {True: "yes", False: "NO", None: "—"}[r.agrees]
+        lines.append(f"| {r.tool:7s} | {r.rows:>12,} | {r.wall_s:>8.2f} | {r.compute_s:>9.2f} | "
+                     f"{r.peak_rss_gb:>11.2f} | {ratio:>8s} | {agrees:6s} |")
+    lines.append("")
+    lines.append("compute s: read Parquet + panel + write Parquet, in the tool's process; wall s: "
+                 "the whole process; × rcfast: compute s / rcfast's compute s")
+    return "\n".join(lines)
+
+
+def plot(report: Report, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for tool in TOOLS:
+        pts = sorted((r.rows, r.compute_s) for r in report.results if r.tool == tool and r.ok)
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o", label=tool)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("input reviews (rows)")
+    ax.set_ylabel("seconds (read + weekly panel + write)")
+    m = report.machine
+    ax.set_title(f"Weekly panel, {m['usable_cores']} cores: {m['cpu'][:40]}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rcfast.bench weekly",
+                                description="Time the weekly panel: rcfast vs pandas, Polars, "
+                                            "DuckDB, each in its own process.")
+    p.add_argument("--rows", type=_parse_size, default=1_000_000,
+                   help="input reviews (default 1e6); ignored with --sizes")
+    p.add_argument("--sizes", type=_parse_sizes, default=None,
+                   help="comma-separated input sizes, e.g. 1e6,4e6,16e6")
+    p.add_argument("--tools", type=_parse_tools, default=list(TOOLS),
+                   help=f"comma-separated subset of {','.join(TOOLS)}")
+    p.add_argument("--input", type=Path, default=None,
+                   help="a normalized Parquet file to use instead of generated data")
+    p.add_argument("--seed", type=int, default=0, help="generator seed")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="where generated inputs are kept (default $RCFAST_CACHE or "
+                        "~/.cache/rcfast)")
+    p.add_argument("--work-dir", type=Path, default=None,
+                   help="where panels are written (default: a temporary directory)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per tool run")
+    p.add_argument("--no-check", action="store_true", help="skip comparing the outputs")
+    p.add_argument("--plot", type=Path, default=None, help="write time vs rows (PNG)")
+    p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if args.input is not None and not args.input.is_file():
+        print(f"error: --input {args.input}: no such file", file=sys.stderr)
+        return 2
+    if args.seed < 0 or args.timeout <= 0:
+        print("error: --seed must be >= 0 and --timeout > 0", file=sys.stderr)
+        return 2
+    if args.input is not None:
+        sizes = [pq.ParquetFile(args.input).metadata.num_rows]
+    else:
+        sizes = args.sizes or [args.rows]
+    tools = list(args.tools)
+
+    def log(msg: str) -> None:
+        print(msg, end="", file=sys.stderr, flush=True)
+
+    report = Report(machine=machine_info())
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="rcfast-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if "rcfast" in tools:
+            why = rcfast_available() or warm_rcfast(work, args.timeout)
+            if why:
+                log(f"skipping rcfast: {why}\n")
+                tools.remove("rcfast")
+        if not tools:
+            print("error: no tool left to run", file=sys.stderr)
+            return 2
+        from rcfast import synth
+
+        for rows in sizes:
+            if args.input is not None:
+                data = args.input
+            else:
+                t0 = time.perf_counter()
+                data = synth.demo_parquet(args.cache_dir, n_rows=rows, seed=args.seed)
+                log(f"input: {data} ({rows:,} rows, {time.perf_counter() - t0:.1f} s to get)\n")
+            report.results += run_size(rows, tools, data, work, args.timeout,
+                                       not args.no_check, log)
+    finally:
+        if args.work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(format_table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": report.machine,
+                                         "results": [asdict(r) for r in report.results]},
+                                        indent=2))
+    if args.plot:
+        plot(report, args.plot)
+        log(f"plot: {args.plot}\n")
+    failed = [r for r in report.results if not r.ok or r.agrees is False]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -270,6 +270,36 @@ def _fixed_width_strings(mat: np.ndarray) -> pa.Array:
 _B32_PAIRS = np.stack([np.repeat(_B32, 32), np.tile(_B32, 32)], axis=1).copy().view(np.uint16)[:, 0]
 
 
+@functools.lru_cache(maxsize=1)
+def _b32_quads() -> np.ndarray:
+    """uint32 holding the 4 base-32 chars of each 20-bit value (a 4 MiB table)."""
+    i = np.arange(1 << 20, dtype=np.uint32)
+    chars = np.stack([_B32[(i >> np.uint32(s)) & np.uint32(31)] for s in (15, 10, 5, 0)], axis=1)
+    return np.ascontiguousarray(chars).view(np.uint32)[:, 0]
+
+
+def _user_id_bytes(cat: _Catalog, user: np.ndarray) -> np.ndarray:
+    """(n, 28) uint8 Amazon-2023-like user ids: "A" + [EFGH] + 26 base-32 chars.
+
+    The hot path of the generator, so 4 chars per gather from a 20-bit table (~2x fewer numpy
+    passes than :func:`_user_chars`, which serves the 14-char 2018 ids).
+    """
+    h0 = _splitmix64(user.astype(np.uint64) ^ cat.user_key)
+    h1 = _splitmix64(h0)
+    h2 = _splitmix64(h1)
+    out = np.empty((user.size, 28), dtype=np.uint8)
+    out[:, 0] = ord("A")
+    out[:, 1] = np.frombuffer(b"EFGH", dtype=np.uint8)[(h0 >> np.uint64(62)).astype(np.intp)]
+    out.view(np.uint16)[:, 1] = _B32_PAIRS[(h0 & np.uint64(1023)).astype(np.intp)]
+    quads = _b32_quads()
+    out32 = out.view(np.uint32)
+    mask = np.uint64((1 << 20) - 1)
+    for k in range(6):
+        h = h1 if k < 3 else h2
+        out32[:, 1 + k] = quads[((h >> np.uint64(20 * (k % 3))) & mask).astype(np.intp)]
+    return out
+
+
 def _user_chars(cat: _Catalog, user: np.ndarray, width: int, second: bytes) -> np.ndarray:
     """``width``-char base-32 ids: "A" + one of ``second`` + hash chars (Amazon look)."""
     if width % 2:
@@ -343,44 +373,67 @@ def _chunks(n_rows: int, seed: int, chunk_rows: int, n_products: int | None,
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     cat = _catalog(int(n_rows), int(seed), _resolve_products(n_rows, n_products))
-    pending: list[dict[str, np.ndarray]] = []
-    pending_rows = 0
-    block = 0
-    done = 0
-    while done < n_rows:
-        while pending_rows < min(chunk_rows, n_rows - done):
-            n = min(BLOCK_ROWS, n_rows - block * BLOCK_ROWS)
-            b = _block(cat, int(seed), block, n, with_text)
-            if with_text:
-                # Text is tied to the block, not the chunk, to stay chunk-size independent.
-                b["title"] = _stream_strings(b.pop("title_len"), int(b["text_off"][0]))
-                b["text"] = _stream_strings(b["text_len"], int(b.pop("text_off")[1]))
-            pending.append(b)
-            pending_rows += n
-            block += 1
-        take = min(chunk_rows, n_rows - done)
-        merged = {k: (pa.concat_arrays([p[k] for p in pending]) if isinstance(pending[0][k], pa.Array)
-                      else np.concatenate([p[k] for p in pending])) for k in pending[0]}
-        out = {k: v[:take] for k, v in merged.items()}
-        rest = {k: v[take:] for k, v in merged.items()}
-        pending_rows -= take
-        pending = [rest] if pending_rows else []
-        done += take
-        yield cat, out
+    n_blocks = -(-int(n_rows) // BLOCK_ROWS)
+
+    def make(block: int) -> dict:
+        n = min(BLOCK_ROWS, n_rows - block * BLOCK_ROWS)
+        b = _block(cat, int(seed), block, n, with_text)
+        b["pid_bytes"] = _take_rows(cat.id_bytes, b["prod"])
+        b["uid_bytes"] = _user_id_bytes(cat, b["user"])
+        b["cat_code"] = cat.category[b["prod"]].astype(np.int32)
+        if with_text:
+            # Text is tied to the block, not the chunk, to stay chunk-size independent.
+            b["title"] = _stream_strings(b.pop("title_len"), int(b["text_off"][0]))
+            b["text"] = _stream_strings(b["text_len"], int(b.pop("text_off")[1]))
+        return b
+
+    # Blocks are independent (own seed), so threads may draw them in any order: numpy releases
+    # the GIL in the bulk work. A bounded look-ahead keeps memory at a few chunks.
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        ahead: list[Future] = []
+        next_block = 0
+        lookahead = max(2 * workers, -(-chunk_rows // BLOCK_ROWS) + workers)
+
+        def next_result() -> dict:
+            nonlocal next_block
+            while next_block < n_blocks and len(ahead) < lookahead:
+                ahead.append(pool.submit(make, next_block))
+                next_block += 1
+            return ahead.pop(0).result()
+
+        pending: list[dict] = []
+        pending_rows = 0
+        done = 0
+        while done < n_rows:
+            while pending_rows < min(chunk_rows, n_rows - done):
+                b = next_result()
+                pending.append(b)
+                pending_rows += b["ts"].size
+            take = min(chunk_rows, n_rows - done)
+            merged = {k: (pa.concat_arrays([p[k] for p in pending])
+                          if isinstance(pending[0][k], pa.Array)
+                          else np.concatenate([p[k] for p in pending])) for k in pending[0]}
+            out = {k: v[:take] for k, v in merged.items()}
+            rest = {k: v[take:] for k, v in merged.items()}
+            pending_rows -= take
+            pending = [rest] if pending_rows else []
+            done += take
+            yield cat, out
 
 
 def _to_batch(cat: _Catalog, cols: dict[str, np.ndarray], with_text: bool) -> pa.RecordBatch:
     prod = cols["prod"]
     cat_names = pa.array([c[0] for c in _CATEGORIES], pa.string())
     arrays = [
-        _fixed_width_strings(_take_rows(cat.id_bytes, prod)),
-        _fixed_width_strings(_user_chars(cat, cols["user"], 28, b"EFGH")),
+        _fixed_width_strings(cols["pid_bytes"]),
+        _fixed_width_strings(cols["uid_bytes"]),
         pa.array(cols["ts"], pa.int64()).view(pa.timestamp("ms", tz="UTC")),
         pa.array(cols["rating"], pa.float32()),
         pa.array(cols["helpful"], pa.int32()),
         pa.array(cols["verified"], pa.bool_()),
         pa.array(cols["text_len"], pa.int32()),
-        cat_names.take(pa.array(cat.category[prod].astype(np.int32))),
+        cat_names.take(pa.array(cols["cat_code"])),
     ]
     schema = NORMALIZED_SCHEMA
     if with_text:
@@ -514,11 +567,11 @@ def _vote_string(v: np.ndarray) -> pa.Array:
 
 
 def _jsonl_lines(cat: _Catalog, cols: dict, flavor: str) -> pa.Array:
-    pid = _fixed_width_strings(_take_rows(cat.id_bytes, cols["prod"]))
+    pid = _fixed_width_strings(cols["pid_bytes"])
     rating = pc.binary_join_element_wise(_str(cols["rating"].astype(np.int64)), ".0", "")
     verified = pc.if_else(pa.array(cols["verified"]), "true", "false")
     if flavor == "amazon2023":
-        uid = _fixed_width_strings(_user_chars(cat, cols["user"], 28, b"EFGH"))
+        uid = _fixed_width_strings(cols["uid_bytes"])
         parts = [
             '{"rating": ', rating, ', "title": "', cols["title"], '", "text": "', cols["text"],
             '", "images": [], "asin": "', pid, '", "parent_asin": "', pid, '", "user_id": "', uid,

@@ -210,3 +210,56 @@ def test_bad_input(tmp_path, edge_path):
     pq.write_table(pa.table({"product_id": ["a"], "rating": [5.0]}), tmp_path / "x.parquet")
     with pytest.raises(ValueError, match="timestamp"):
         B.panel_pandas(tmp_path / "x.parquet")
+
+
+# ----------------------------------------------------------------------------------------------
+# the comparison benchmark (python -m rcfast.bench weekly)
+
+
+def test_bench_dispatch(capsys):
+    from rcfast.bench.__main__ import SUBCOMMANDS, main
+
+    assert "weekly" in SUBCOMMANDS
+    assert main([]) == 2
+    assert main(["--help"]) == 0
+    assert main(["nope"]) == 2
+    assert "unknown subcommand" in capsys.readouterr().err
+    assert main(["weekly", "--tools", "excel"]) == 2
+    assert main(["weekly", "--rows", "0"]) == 2
+
+
+def test_compare_panels(tmp_path, edge_path):
+    from rcfast.bench.weekly import compare_panels
+
+    t = B.panel_pandas(edge_path)
+    pq.write_table(t, tmp_path / "a.parquet")
+    pq.write_table(B.panel_duckdb(edge_path), tmp_path / "b.parquet")
+    assert compare_panels(tmp_path / "a.parquet", tmp_path / "b.parquet", None) is None
+    ewm = t["n_reviews_ewm"].to_numpy().copy()
+    ewm[3] *= 1 + 1e-7
+    pq.write_table(t.set_column(t.schema.get_field_index("n_reviews_ewm"), "n_reviews_ewm",
+                                pa.array(ewm)), tmp_path / "c.parquet")
+    gap = compare_panels(tmp_path / "a.parquet", tmp_path / "c.parquet", None)
+    assert gap and gap.startswith("n_reviews_ewm: row 3")
+    pq.write_table(t.slice(1), tmp_path / "d.parquet")
+    assert "row counts" in compare_panels(tmp_path / "a.parquet", tmp_path / "d.parquet", None)
+    sample = pa.array(["gaps", "old"])
+    assert compare_panels(tmp_path / "a.parquet", tmp_path / "c.parquet", sample) is None
+
+
+def test_bench_weekly_small(tmp_path, monkeypatch, capsys):
+    from rcfast.bench import weekly
+
+    monkeypatch.setenv("RCFAST_CACHE", str(tmp_path / "cache"))
+    rc = weekly.main(["--rows", "3000", "--tools", "polars,duckdb", "--json",
+                      str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "| polars" in out and "| duckdb" in out and "machine:" in out
+    import json
+
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert [r["tool"] for r in rep["results"]] == ["polars", "duckdb"]
+    assert all(r["ok"] and r["agrees"] and r["compute_s"] > 0 for r in rep["results"])
+    assert rep["machine"]["cores"] >= 1
+    assert (tmp_path / "r.png").stat().st_size > 1000

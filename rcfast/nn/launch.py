@@ -1,0 +1,116 @@
+"""Launch-time helpers of ``train/run.py``: Slurm -> torch.distributed environment, run records.
+
+DeepSpeed reads ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; it
+reads none of Slurm's variables. Under ``srun`` (one task per GPU, no ``deepspeed`` launcher),
+:func:`slurm_to_torch_env` maps ``SLURM_PROCID``, ``SLURM_LOCALID``, ``SLURM_NTASKS`` and the first
+host of ``SLURM_JOB_NODELIST`` onto them. Under the ``deepspeed`` launcher (which sets ``RANK``)
+nothing is changed; a plain ``python train/run.py`` becomes a world of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def first_host(nodelist: str) -> str:
+    """First host of a Slurm node list: ``"gpu[07-09,12],cpu1"`` -> ``"gpu07"``."""
+    nodelist = nodelist.strip()
+    if not nodelist:
+        raise ValueError("empty SLURM_JOB_NODELIST")
+    depth, end = 0, len(nodelist)
+    for i, ch in enumerate(nodelist):  # first top-level comma
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            end = i
+            break
+    item = nodelist[:end]
+    m = re.match(r"^([^\[]*)\[([^\]]+)\](.*)$", item)
+    if not m:
+        return item
+    prefix, ranges, suffix = m.groups()
+    first = ranges.split(",")[0].split("-")[0]
+    # a second bracket group (rare: "n[1-2]-ib[0-1]") keeps its first element too
+    if "[" in suffix:
+        suffix = first_host(suffix)
+    return f"{prefix}{first}{suffix}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def slurm_to_torch_env(env: dict[str, str] | None = None) -> str:
+    """Fill the torch.distributed variables; returns how: "launcher", "slurm" or "single"."""
+    env = os.environ if env is None else env
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return "launcher"
+    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env and int(env["SLURM_NTASKS"]) > 1:
+        env["RANK"] = env["SLURM_PROCID"]
+        env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
+        env["WORLD_SIZE"] = env["SLURM_NTASKS"]
+        env.setdefault("LOCAL_SIZE", env.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
+        if "MASTER_ADDR" not in env:
+            env["MASTER_ADDR"] = first_host(env.get("SLURM_JOB_NODELIST",
+                                                    env.get("SLURM_NODELIST", "")))
+        env.setdefault("MASTER_PORT", "29500")
+        return "slurm"
+    env["RANK"], env["LOCAL_RANK"], env["WORLD_SIZE"] = "0", "0", "1"
+    env.setdefault("LOCAL_SIZE", "1")
+    env.setdefault("MASTER_ADDR", "127.0.0.1")
+    env.setdefault("MASTER_PORT", str(free_port()))
+    return "single"
+
+
+def git_info(path: Path) -> dict[str, object]:
+    def run(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=path, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    try:
+        commit = run("rev-parse", "HEAD")
+        dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
+    except Exception:
+        commit, dirty = "", False
+    return {"commit": commit or "unknown", "dirty": dirty}
+
+
+class MetricsLog:
+    """Append-only JSONL metrics, and TensorBoard scalars when tensorboard is installed."""
+
+    def __init__(self, run_dir: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.f = open(run_dir / "metrics.jsonl", "a") if enabled else None
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(run_dir / "tb"))
+            except Exception:  # tensorboard not installed
+                self.tb = None
+
+    def log(self, step: int, **values: float) -> None:
+        if not self.enabled:
+            return
+        rec = {"step": step, "time": round(time.time(), 3), **values}
+        self.f.write(json.dumps(rec) + "\n")
+        self.f.flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.f:
+            self.f.close()
+        if self.tb is not None:
+            self.tb.close()

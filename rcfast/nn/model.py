@@ -1,0 +1,120 @@
+"""The global forecasting model: a small Transformer encoder with a negative-binomial head.
+
+One model for all products. Each of the L history weeks and the H forecast weeks is a token whose
+features are those of :func:`rcfast.nn.data.window_features` (the count divided by the window's
+DeepAR scale, log1p count, rating, "reviewed yet" and "future" flags, week-of-year sin/cos,
+product age); forecast tokens carry no count. Static inputs (log scale, log age at the origin)
+are added to every token. The encoder is bidirectional: the forecast tokens read the whole
+history, and the output at each forecast token gives that week's NB mean and dispersion:
+
+    mu    = scale * softplus(a)                 (DeepAR: the net predicts in scaled units)
+    alpha = softplus(b) / sqrt(scale) + floor   (var = mu + alpha * mu^2)
+
+The head and the likelihood run in float32 whatever the precision of the encoder (bf16 / fp16
+under DeepSpeed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainConfig
+from .data import N_STATIC_FEATURES, N_STEP_FEATURES
+
+
+class ForecastModel(nn.Module):
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.L, self.H = cfg.context_length, cfg.horizon
+        d = cfg.d_model
+        self.min_dispersion = cfg.min_dispersion
+        self.step_in = nn.Linear(N_STEP_FEATURES, d)
+        self.static_in = nn.Linear(N_STATIC_FEATURES, d)
+        self.pos = nn.Parameter(torch.zeros(self.L + self.H, d))
+        nn.init.normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(d, cfg.n_heads, cfg.d_ff, cfg.dropout,
+                                           batch_first=True, norm_first=True,
+                                           activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, steps: torch.Tensor, static: torch.Tensor,
+                scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``steps`` [B, L+H, F], ``static`` [B, S], ``scale`` [B] -> (mu, alpha) [B, H] fp32."""
+        dt = self.step_in.weight.dtype
+        h = self.step_in(steps.to(dt)) + self.static_in(static.to(dt))[:, None, :] + self.pos
+        h = self.encoder(h)
+        out = self.head(self.norm(h[:, self.L:])).float()          # [B, H, 2], fp32 from here
+        s = scale.float()[:, None]
+        mu = s * F.softplus(out[..., 0]) + 1e-6
+        alpha = F.softplus(out[..., 1]) / torch.sqrt(s) + self.min_dispersion
+        return mu, alpha
+
+
+def nb_nll(y: torch.Tensor, mu: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of counts ``y`` under NB(mean mu, dispersion alpha), fp32,
+    elementwise. var = mu + alpha mu^2; r = 1/alpha."""
+    y, mu, alpha = y.float(), mu.float(), alpha.float()
+    r = 1.0 / alpha
+    log_p = (torch.lgamma(y + r) - torch.lgamma(r) - torch.lgamma(y + 1.0)
+             + r * (torch.log(r) - torch.log(r + mu))
+             + y * (torch.log(mu) - torch.log(r + mu)))
+    return -log_p
+
+
+def nb_sample(mu: torch.Tensor, alpha: torch.Tensor, n: int,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` draws per element, [n, *mu.shape], via the Gamma-Poisson mixture."""
+    r = (1.0 / alpha).double()
+    shape = (n,) + tuple(mu.shape)
+    # Gamma(r, scale=mu/r) by the torch._standard_gamma of r, then Poisson
+    g = torch._standard_gamma(r.expand(shape).contiguous()) * (mu.double() / r)
+    return torch.poisson(g, generator=generator).float()
+
+
+def nb_quantiles(mu: torch.Tensor, alpha: torch.Tensor, qs: list[float],
+                 budget: int = 1 << 24) -> torch.Tensor:
+    """Exact NB quantiles from the CDF: the smallest k with P(Y <= k) >= q. Returns
+    [len(qs), *mu.shape] float32. Elements are processed in chunks of at most ``budget``
+    (element x count) cells, so a few huge means do not blow up memory."""
+    shape = mu.shape
+    mu = mu.detach().double().flatten().cpu()
+    alpha = alpha.detach().double().flatten().cpu()
+    r = 1.0 / alpha
+    sd = torch.sqrt(mu + alpha * mu * mu)
+    kmax = torch.ceil(mu + 10 * sd + 10).long()
+    order = torch.argsort(kmax)
+    out = torch.empty(len(qs), mu.numel(), dtype=torch.float32)
+    qt = torch.tensor(qs, dtype=torch.float64)
+    i, n = 0, mu.numel()
+    while i < n:
+        km = int(kmax[order[min(n - 1, i)]])
+        j = i + max(1, budget // max(km, 1))
+        while j > i + 1 and int(kmax[order[min(n, j) - 1]]) * (j - i) > budget:
+            j = i + (j - i) // 2
+        j = min(j, n)
+        sel = order[i:j]
+        K = int(kmax[sel].max())
+        k = torch.arange(K + 1, dtype=torch.float64)[:, None]
+        m, rr = mu[sel][None, :], r[sel][None, :]
+        logp = (torch.lgamma(k + rr) - torch.lgamma(rr) - torch.lgamma(k + 1)
+                + rr * (torch.log(rr) - torch.log(rr + m)) + k * (torch.log(m) - torch.log(rr + m)))
+        cdf = torch.cumsum(torch.exp(logp), dim=0)               # [K+1, n_sel]
+        out[:, sel] = (cdf[None, :, :] < qt[:, None, None]).sum(1).clamp(max=K).float()
+        i = j
+    return out.reshape(len(qs), *shape)
+
+
+def lr_lambda(cfg: TrainConfig):
+    """Linear warm-up then cosine decay to min_lr_ratio, as a LambdaLR multiplier."""
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(cfg.warmup_steps, 1)
+        prog = min(1.0, (step - cfg.warmup_steps) / max(cfg.max_steps - cfg.warmup_steps, 1))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
+    return f

@@ -1,0 +1,277 @@
+"""Train the global weekly review-count forecaster with DeepSpeed (ZeRO 1/2/3, fp16 or bf16).
+
+Read top to bottom: arguments -> config -> panel -> distributed init -> model and engine ->
+(resume) -> training loop (bulk-sampled windows, gather, NB loss) -> checkpoints -> fp32 weights
+-> evaluation (``RUN_DIR/eval.json``).
+
+Launch (panel from ``python -m rcfast.weekly INPUT -o panel.parquet``):
+
+    # one GPU node, all its GPUs, fp16 ZeRO-2
+    deepspeed train/run.py --panel panel.parquet --out runs/r1 \
+        --deepspeed_config train/configs/zero2_fp16.json
+
+    # CPU, two ranks over gloo, bf16
+    DS_ACCELERATOR=cpu deepspeed --num_gpus 2 train/run.py --panel panel.parquet \
+        --out runs/cpu --deepspeed_config train/configs/zero2_bf16_cpu.json --max-steps 500
+
+    # a world of one without the launcher; resume a stopped run; override config fields
+    python train/run.py --panel panel.parquet --out runs/r1 \
+        --deepspeed_config train/configs/zero1_bf16_cpu.json --resume \
+        --config train/configs/model.yaml --set lr=3e-4 --set n_layers=2
+
+    # Slurm: see slurm/train.sbatch (one node) and slurm/train-multinode.sbatch (srun, one task
+    # per GPU; this script maps SLURM_PROCID/LOCALID/NTASKS/JOB_NODELIST to the torch variables)
+
+The run directory gets: ``hparams.json`` (config, DeepSpeed config, world size, git commit),
+``metrics.jsonl`` (and ``tb/`` when tensorboard is installed), ``checkpoints/`` (DeepSpeed,
+every rank's shards, with step, sampler state and every rank's RNG states in client_state),
+``model.pt`` (consolidated fp32 weights + config, what ``python -m rcfast.forecast`` loads),
+``eval.json`` / ``eval_table.md`` / ``forecast_head.png`` and ``forecasts_test.parquet``.
+
+Exit status 2 with a one-line reason on bad input (missing/empty/short panel, bad config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script from a checkout without `pip install -e`
+    sys.path.insert(0, str(REPO))
+
+from rcfast.nn.config import TrainConfig  # noqa: E402
+from rcfast.nn.data import PanelError, OriginSampler, make_batch, make_split, read_panel  # noqa: E402
+from rcfast.nn.data import date_of_week  # noqa: E402
+from rcfast.nn.launch import MetricsLog, git_info, slurm_to_torch_env  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    import deepspeed
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--panel", required=True, help="weekly panel Parquet (rcfast.weekly output)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--max-steps", type=int, default=None, help="override config max_steps")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest checkpoint in RUN_DIR/checkpoints")
+    p.add_argument("--config", default=None, help="TrainConfig as YAML or JSON")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one TrainConfig field (repeatable)")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=-1,
+                   help="set by the deepspeed launcher")
+    p = deepspeed.add_config_arguments(p)  # --deepspeed, --deepspeed_config
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    # ---- configuration: TrainConfig (model + optimisation) and the DeepSpeed JSON -------------
+    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    cfg = cfg.override(args.set)
+    if args.max_steps is not None:
+        cfg = cfg.override([f"max_steps={args.max_steps}"])
+    if not args.deepspeed_config:
+        raise ValueError("--deepspeed_config is required (see train/configs/)")
+    ds_path = Path(args.deepspeed_config)
+    if not ds_path.is_file():
+        raise FileNotFoundError(f"DeepSpeed config not found: {ds_path}")
+    ds_config = json.loads(ds_path.read_text())
+    if cfg.micro_batch_size:
+        ds_config["train_micro_batch_size_per_gpu"] = cfg.micro_batch_size
+    if cfg.grad_accum:
+        ds_config["gradient_accumulation_steps"] = cfg.grad_accum
+    ds_config.pop("train_batch_size", None)  # derived: micro x accumulation x world
+    ds_config.setdefault("steps_per_print", 10**9)
+
+    # ---- the panel, before any process group exists: bad input fails fast on every rank -----
+    L, H = cfg.context_length, cfg.horizon
+    panel = read_panel(args.panel, end_week=cfg.end_week or None, min_weeks=L + 3 * H)
+    split = make_split(panel.end_week, H)
+    sampler = OriginSampler(panel, context_length=L, horizon=H,
+                            last_origin=split.train_last_origin, min_history=cfg.min_history,
+                            power=cfg.sample_power, seed=cfg.seed)
+
+    # ---- distributed init (deepspeed launcher, srun, or a world of one) ----------------------
+    launch_mode = slurm_to_torch_env()
+    import deepspeed
+    import torch
+    import torch.distributed as dist
+
+    from rcfast.nn.model import ForecastModel, lr_lambda, nb_nll
+
+    deepspeed.init_distributed()
+    rank, world = dist.get_rank(), dist.get_world_size()
+    out = Path(args.out)
+    ckpt_dir = out / "checkpoints"
+    if rank == 0:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    dist.barrier()
+
+    # ---- model, optimizer, schedule, engine --------------------------------------------------
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank
+    model = ForecastModel(cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                                  weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    engine, optimizer, _, scheduler = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config)
+    device = engine.device
+    micro, gas = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
+    global_batch = micro * gas * world
+    pt = panel.tensors(device)  # values + offsets on the device: batches are built there
+    torch.manual_seed(cfg.seed + 1 + rank)  # dropout stream of this rank
+
+    # ---- resume --------------------------------------------------------------------------------
+    start_step = 0
+    if args.resume:
+        path, client = engine.load_checkpoint(str(ckpt_dir))
+        if path is None:
+            if rank == 0:
+                print(f"--resume: no checkpoint in {ckpt_dir}, starting from step 0",
+                      file=sys.stderr)
+        else:
+            start_step = int(client["step"])
+            if client["sampler"]["seed"] != cfg.seed:
+                raise ValueError("--resume: the checkpoint was made with another seed")
+            rng = client["rng"][rank]
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
+
+    # ---- run records ---------------------------------------------------------------------------
+    if rank == 0:
+        hp = {"config": cfg.to_dict(), "deepspeed_config": ds_config,
+              "deepspeed_config_file": str(ds_path), "world_size": world,
+              "launch": launch_mode, "global_batch": global_batch, "micro_batch": micro,
+              "grad_accum": gas, "panel": str(Path(args.panel).resolve()),
+              "end_week": str(date_of_week(panel.end_week)),
+              "split": {"train_last_origin": str(date_of_week(split.train_last_origin)),
+                        "val_origin": str(date_of_week(split.val_origin)),
+                        "test_origin": str(date_of_week(split.test_origin))},
+              "products": panel.n_products, "training_windows": sampler.n_windows,
+              "git": git_info(REPO), "torch": torch.__version__,
+              "deepspeed": deepspeed.__version__, "resumed_from_step": start_step}
+        name = "hparams.json" if start_step == 0 else f"hparams.resume{start_step}.json"
+        (out / name).write_text(json.dumps(hp, indent=2))
+    log = MetricsLog(out, enabled=rank == 0)
+
+    def save_checkpoint(step: int) -> None:
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+               "python": random.getstate()}
+        all_rng: list = [None] * world
+        dist.all_gather_object(all_rng, rng)
+        client = {"step": step, "sampler": {"seed": cfg.seed, "next_step": step},
+                  "rng": all_rng, "config": cfg.to_dict(), "world_size": world}
+        engine.save_checkpoint(str(ckpt_dir), tag=f"step{step:08d}", client_state=client)
+
+    @torch.no_grad()
+    def validate(step: int) -> None:
+        from rcfast.nn.metrics import history_matrix
+        engine.eval()
+        o = split.val_origin
+        prods = np.nonzero(panel.first_week < o)[0]
+        hist = history_matrix(panel, prods, o, 52)
+        head = hist.sum(1) >= cfg.head_min_reviews
+        nll, ae, ae_naive, n = 0.0, 0.0, 0.0, 0
+        for i in range(0, len(prods), cfg.eval_batch_size):  # same batches on every rank
+            pr = torch.from_numpy(prods[i:i + cfg.eval_batch_size])
+            b = make_batch(pt, pr, torch.full_like(pr, o), L, H)
+            mu, alpha = engine(b["steps"], b["static"], b["scale"])
+            nll += float(nb_nll(b["target"], mu, alpha).sum())
+            hd = torch.from_numpy(head[i:i + cfg.eval_batch_size]).to(device)
+            ae += float(((mu - b["target"]).abs().sum(1) * hd).sum())
+            naive = torch.from_numpy(hist[i:i + cfg.eval_batch_size, -1:]).to(device)
+            ae_naive += float(((naive - b["target"]).abs().sum(1) * hd).sum())
+            n += len(pr)
+        nh = max(int(head.sum()) * H, 1)
+        log.log(step, val_nll=nll / max(n * H, 1), val_mae_head=ae / nh,
+                val_mae_head_naive=ae_naive / nh, val_head_series=int(head.sum()))
+        engine.train()
+
+    # ---- training loop -------------------------------------------------------------------------
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.max_steps, initial=start_step, disable=rank != 0, dynamic_ncols=True,
+               desc="train", mininterval=1.0)
+    engine.train()
+    losses_window: list[float] = []
+    for step in range(start_step, cfg.max_steps):
+        t0 = time.perf_counter()
+        prod, origin = sampler.sample(step, global_batch)  # identical on all ranks
+        loss_sum = torch.zeros((), device=device)
+        t_batch = 0.0
+        for m in range(gas):
+            lo = (m * world + rank) * micro
+            tb = time.perf_counter()
+            b = make_batch(pt, prod[lo:lo + micro], origin[lo:lo + micro], L, H)
+            t_batch += time.perf_counter() - tb
+            mu, alpha = engine(b["steps"], b["static"], b["scale"])
+            loss = nb_nll(b["target"], mu, alpha).mean()  # fp32
+            engine.backward(loss)
+            engine.step()
+            loss_sum += loss.detach().float()
+        dist.all_reduce(loss_sum)
+        step_loss = float(loss_sum) / (gas * world)
+        dt = time.perf_counter() - t0
+        losses_window.append(step_loss)
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss:.4f}", win_s=f"{global_batch / dt:,.0f}")
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.max_steps or done == start_step + 1:
+            rec = {"loss": step_loss, "loss_avg": float(np.mean(losses_window)),
+                   "lr": float(scheduler.get_last_lr()[0]), "windows_per_s": global_batch / dt,
+                   "batch_build_share": t_batch / dt, "step_s": dt,
+                   "skipped_steps": int(getattr(engine, "skipped_steps", 0))}
+            if engine.fp16_enabled():
+                rec["loss_scale"] = float(getattr(optimizer, "cur_scale",
+                                                  getattr(optimizer, "loss_scale", 0.0)))
+            log.log(done, **rec)
+            losses_window = []
+        if cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.max_steps:
+            validate(done)
+        if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.max_steps:
+            save_checkpoint(done)
+        if cfg.debug_kill_at_step and done == cfg.debug_kill_at_step and rank == 0:
+            bar.close()
+            print(f"debug_kill_at_step: killing rank 0 after step {done}", file=sys.stderr,
+                  flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    bar.close()
+    if start_step < cfg.max_steps:
+        validate(cfg.max_steps)
+    dist.barrier()
+
+    # ---- consolidated fp32 weights (rank 0), then the evaluation on the test weeks -------------
+    if rank == 0:
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+        state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir))
+        torch.save({"config": cfg.to_dict(), "state_dict": {k: v.float().clone()
+                                                            for k, v in state.items()},
+                    "step": cfg.max_steps, "end_week": int(panel.end_week),
+                    "panel": str(Path(args.panel).resolve())}, out / "model.pt")
+        if not args.no_eval:
+            from rcfast.forecast import evaluate_run
+            ev = evaluate_run(out, panel=panel)
+            print(ev["table"])
+    log.close()
+    dist.barrier()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (PanelError, ValueError, FileNotFoundError) as e:
+        print(f"run.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -177,8 +177,7 @@ def encode_products(chunks: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
     else:
         allkeys = pa.array([], type=pa.large_string())
     offsets, data = string_buffers(allkeys)
-    codes, first = strings.encode_strings(offsets, data)
-    u_off, u_data = strings.take_strings(offsets, data, first)
+    codes, _, u_off, u_data = strings.encode_strings(offsets, data)
     order = strings.argsort_strings(u_off, u_data)
     rank = np.empty(order.shape[0], dtype=np.int32)
     rank[order] = np.arange(order.shape[0], dtype=np.int32)

@@ -132,7 +132,7 @@ def merge_partitions(tables: list[pa.Table]) -> pa.Table:
         off, data = string_buffers(pid)
         change = np.ones(len(pid), dtype=bool)
         if len(pid) > 1:
-            codes, _ = strings.encode_strings(off, data)
+            codes = strings.encode_strings(off, data)[0]
             change[1:] = codes[1:] != codes[:-1]
         s = np.flatnonzero(change)
         firsts.append(pid.take(pa.array(s)))

@@ -364,7 +364,7 @@ def make_summary(args: argparse.Namespace, popts: PanelOptions, paths: list[Path
 
 
 def print_summary(summary: dict, timings: dict[str, float], written: list[Path],
-                  file=sys.stdout) -> None:
+                  file=None) -> None:
     w = 28
     lines = [
         f"rcfast.weekly {summary['rcfast_version']} (spec v{summary['spec_version']})",
@@ -392,7 +392,7 @@ def print_summary(summary: dict, timings: dict[str, float], written: list[Path],
         ex = summary["rejected_examples"][0]
         lines.append(f"first row set aside: {ex['file']} row {ex['row']} ({ex['reason']}); "
                      "all examples in the summary JSON")
-    print("\n".join(lines), file=file)
+    print("\n".join(lines), file=file or sys.stdout)
 
 
 def run(args: argparse.Namespace) -> dict:

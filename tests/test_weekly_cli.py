@@ -1,0 +1,227 @@
+"""``python -m rcfast.weekly`` as a user runs it: real Parquet files in, real Parquet out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from helpers import MONDAY_MS, WEEK_MS, reviews
+
+from naive import assert_panel_equal, naive_panel, table_to_naive_input
+from rcfast.weekly import SUMMARY_KEY, main, weekly_panel
+
+
+def sample_table(n=500, seed=0, products=37) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    rows = [(f"P{rng.integers(products):03d}",
+             int(MONDAY_MS + rng.integers(-30, 30) * WEEK_MS + rng.integers(0, WEEK_MS)),
+             float(rng.integers(1, 6)), int(rng.integers(0, 4)), bool(rng.random() < 0.8),
+             int(rng.integers(0, 900))) for _ in range(n)]
+    return reviews(rows)
+
+
+def write(table, path, **kw):
+    pq.write_table(table, path, **kw)
+    return str(path)
+
+
+def test_file_in_file_out_with_summary(tmp_path, capsys):
+    t = sample_table()
+    src = write(t, tmp_path / "in.parquet", row_group_size=128)
+    out = tmp_path / "panel.parquet"
+    assert main([src, "-o", str(out)]) == 0
+    panel = ds.dataset(out).to_table()
+    exp, _ = naive_panel(table_to_naive_input(t))
+    assert_panel_equal(panel, exp)
+    meta = json.loads(pq.read_schema(out).metadata[SUMMARY_KEY])
+    side = json.loads((tmp_path / "panel.summary.json").read_text())
+    for s in (meta, side):
+        assert s["rows_read"] == 500 == s["rows_aggregated"] + s["rows_rejected"]
+        assert s["spec_version"] == "1" and s["rcfast_version"]
+        assert s["panel_rows"] == panel.num_rows
+        assert s["options"]["windows"] == [4, 12, 52]
+    assert "panel rows" in capsys.readouterr().out
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_directory_glob_and_directory_output(tmp_path):
+    t = sample_table(900)
+    d = tmp_path / "in"
+    d.mkdir()
+    for k in range(3):  # a product's rows spread over several files
+        write(t.slice(k * 300, 300), d / f"part{k}.parquet")
+    (d / "_SUCCESS").write_text("")
+    exp, _ = naive_panel(table_to_naive_input(t), dense=True)
+    for inputs in ([str(d)], [str(d / "*.parquet")]):
+        out = tmp_path / "outdir"
+        assert main([*inputs, "-o", str(out), "--dense", "--quiet"]) == 0
+        assert_panel_equal(ds.dataset(out).to_table(), exp)
+        assert json.loads((out / "_summary.json").read_text())["rows_read"] == 900
+
+
+def test_windows_lags_until_options(tmp_path):
+    t = sample_table(300)
+    src = write(t, tmp_path / "in.parquet")
+    out = tmp_path / "p.parquet"
+    assert main([src, "-o", str(out), "--windows", "2,8", "--lags", "3", "--dense",
+                 "--until", "2021-04-15", "--quiet"]) == 0
+    panel = pq.read_table(out)
+    assert "n_reviews_r8" in panel.column_names and "n_reviews_lag3" in panel.column_names
+    assert "n_reviews_r52" not in panel.column_names
+    from rcfast.weekly import parse_until
+
+    exp, rej = naive_panel(table_to_naive_input(t), windows=(2, 8), lags=(3,), dense=True,
+                           until_week=parse_until("2021-04-15"))
+    assert_panel_equal(panel.replace_schema_metadata(None), exp)
+    s = json.loads((tmp_path / "p.summary.json").read_text())
+    assert s["rejected"]["after_until"] == rej["after_until"] > 0
+
+
+def test_column_mapping_raw_names(tmp_path):
+    t = sample_table(200)
+    raw = pa.table({"asin": t.column("product_id"),
+                    "unixReviewTime": pc_seconds(t.column("timestamp")),
+                    "overall": t.column("rating"), "helpful": t.column("helpful_votes")})
+    src = write(raw, tmp_path / "raw.parquet")
+    out = tmp_path / "p.parquet"
+    assert main([src, "-o", str(out), "--quiet"]) == 0  # aliases, unixReviewTime in seconds
+    mapped = pa.table({"item": t.column("product_id"), "when": t.column("timestamp"),
+                       "stars_x": t.column("rating")})
+    src2 = write(mapped, tmp_path / "m.parquet")
+    out2 = tmp_path / "p2.parquet"
+    assert main([src2, "-o", str(out2), "--quiet", "--map", "product_id=item",
+                 "--map", "timestamp=when", "--map", "rating=stars_x"]) == 0
+    a, b = pq.read_table(out), pq.read_table(out2)
+    assert a.column("n_reviews").equals(b.column("n_reviews"))
+    assert a.column("product_id").equals(b.column("product_id"))
+
+
+def pc_seconds(ts):
+    import pyarrow.compute as pc
+
+    return pc.floor(pc.divide(ts.cast(pa.int64()).cast(pa.float64()), 1000.0)).cast(pa.int64())
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong_type", "empty", "corrupt", "not_found",
+                                  "ms_as_s", "s_as_ms", "bad_map", "bad_windows"])
+def test_bad_input_names_file_and_column(tmp_path, capsys, case):
+    t = sample_table(50)
+    path = tmp_path / "bad.parquet"
+    extra: list[str] = []
+    if case == "missing":
+        write(t.drop_columns(["rating"]), path)
+        needle = "rating"
+    elif case == "wrong_type":
+        write(t.set_column(2, "rating", t.column("rating").cast(pa.string())), path)
+        needle = "'rating'"
+    elif case == "empty":
+        path.write_bytes(b"")
+        needle = "empty"
+    elif case == "corrupt":
+        write(t, path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        needle = "Parquet"
+    elif case == "not_found":
+        path = tmp_path / "nope.parquet"
+        needle = "no such file"
+    elif case == "ms_as_s":
+        ms = t.column("timestamp").cast(pa.int64())
+        write(t.set_column(1, "timestamp", ms.cast(pa.timestamp("s", tz="UTC"))), path)
+        needle = "milliseconds read as seconds"
+    elif case == "s_as_ms":
+        write(t.set_column(1, "timestamp", pc_seconds(t.column("timestamp"))), path)
+        needle = "seconds read as milliseconds"
+    elif case == "bad_map":
+        write(t, path)
+        extra = ["--map", "rating=nothere"]
+        needle = "nothere"
+    else:
+        write(t, path)
+        extra = ["--windows", "4,x"]
+        needle = "--windows"
+    out = tmp_path / "p.parquet"
+    assert main([str(path), "-o", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert needle in err, err
+    if case not in ("not_found", "bad_windows"):
+        assert "bad.parquet" in err, err
+    assert not out.exists()
+
+
+def test_seconds_column_with_unit_option(tmp_path):
+    t = sample_table(50)
+    secs = t.set_column(1, "timestamp", pc_seconds(t.column("timestamp")))
+    src = write(secs, tmp_path / "s.parquet")
+    out = tmp_path / "p.parquet"
+    assert main([src, "-o", str(out), "--timestamp-unit", "s", "--quiet"]) == 0
+    assert pq.read_table(out).column("n_reviews").to_pylist() == \
+        weekly_panel(t)[0].column("n_reviews").to_pylist()
+
+
+def test_strict_names_row_and_tolerant_counts(tmp_path, capsys):
+    t = sample_table(40)
+    rating = t.column("rating").to_pylist()
+    rating[17] = 9.0
+    rating[30] = None
+    t = t.set_column(2, "rating", pa.array(rating, type=pa.float64()))
+    src = write(t, tmp_path / "r.parquet")
+    out = tmp_path / "p.parquet"
+    assert main([src, "-o", str(out), "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "r.parquet" in err and "row 17" in err and "rating_out_of_range" in err
+    assert not out.exists()
+    assert main([src, "-o", str(out)]) == 0
+    s = json.loads((tmp_path / "p.summary.json").read_text())
+    assert s["rejected"]["rating_out_of_range"] == 1 and s["rejected"]["null_rating"] == 1
+    assert s["rows_read"] == 40 and s["rows_aggregated"] == 38
+    assert {(e["row"], e["reason"]) for e in s["rejected_examples"]} == \
+        {(17, "rating_out_of_range"), (30, "null_rating")}
+
+
+def test_rerun_replaces_output_atomically(tmp_path):
+    t = sample_table(100)
+    src = write(t, tmp_path / "in.parquet")
+    out = tmp_path / "p.parquet"
+    assert main([src, "-o", str(out), "--quiet"]) == 0
+    first = pq.read_table(out)
+    assert main([src, "-o", str(out), "--quiet"]) == 0
+    assert pq.read_table(out).equals(first)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "p.parquet",
+                                                          "p.summary.json"]
+
+
+def test_killed_run_leaves_no_complete_looking_output(tmp_path):
+    """SIGKILL in the middle of writing: no file under the final name."""
+    t = sample_table(3000)
+    src = write(t, tmp_path / "in.parquet")
+    out = tmp_path / "p.parquet"
+    code = ("import sys, pyarrow.parquet as pq, os, signal\n"
+            "orig = pq.ParquetWriter.write_table\n"
+            "def boom(self, *a, **k):\n"
+            "    orig(self, *a, **k); os.kill(os.getpid(), signal.SIGKILL)\n"
+            "pq.ParquetWriter.write_table = boom\n"
+            "from rcfast.weekly import main\n"
+            f"main([{src!r}, '-o', {str(out)!r}, '--quiet'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert proc.returncode == -9
+    assert not out.exists()
+    assert not (tmp_path / "p.summary.json").exists()
+
+
+def test_module_entry_point_runs(tmp_path):
+    t = sample_table(60)
+    src = write(t, tmp_path / "in.parquet")
+    proc = subprocess.run([sys.executable, "-m", "rcfast.weekly", src, "-o",
+                           str(tmp_path / "p.parquet")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "rows read" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "rcfast.weekly", "-o", "x.parquet"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "no INPUT" in bad.stderr

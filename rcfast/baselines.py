@@ -9,9 +9,9 @@ computation with rcfast or with each other (only the option checks and the outpu
   (``groupby().rolling()`` would give the same numbers but loops over groups in Python).
 * :func:`panel_polars` — a lazy ``scan_parquet`` query: ``group_by`` aggregation, windows with
   ``rolling_sum_by(week, "{k}i").over(product)``, lags as differences of two rolling sums.
-* :func:`panel_duckdb` — SQL: one ``GROUPING SETS`` pass for the aggregates and the reject
-  counts, then window functions with ``RANGE BETWEEN k-1 PRECEDING AND CURRENT ROW`` frames on
-  the integer week.
+* :func:`panel_duckdb` — SQL: a view that classifies rows, a ``GROUP BY`` for the reject counts
+  and one for the (product, week) aggregates, then window functions with
+  ``RANGE BETWEEN k-1 PRECEDING AND CURRENT ROW`` frames on the integer week.
 
 The EWM over calendar weeks (zero weeks included) has no native form in these tools; all three use
 its closed form ``e(w) = Σ_j c_j q^(w - w_j)`` (``q = 1 - alpha``, ``c = n`` for the first week,
@@ -495,17 +495,17 @@ def panel_duckdb(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
                   if opts.until_week is not None else "")
     con = duckdb.connect()
     try:
+        quoted = "'" + path.replace("'", "''") + "'"
         con.execute(f"""
-        CREATE TEMP TABLE agg AS
+        CREATE TEMP VIEW cls AS
         WITH src AS (
             SELECT CAST(product_id AS VARCHAR) AS pid, {ms} AS ms,
                    CASE WHEN isnan(CAST(rating AS DOUBLE)) THEN NULL
                         ELSE CAST(rating AS DOUBLE) END AS r,
                    {hv} AS hv, {ver} AS ver, {tl} AS tl
-            FROM read_parquet(?)),
-        wk AS (SELECT *, {floordiv(f"ms + {S}", P)} AS w FROM src),
-        cls AS (
-            SELECT *, CASE
+            FROM read_parquet({quoted})),
+        wk AS (SELECT *, {floordiv(f"ms + {S}", P)} AS w FROM src)
+        SELECT *, CASE
                 WHEN pid IS NULL THEN 'null_product_id'
                 WHEN ms IS NULL THEN 'null_timestamp'
                 WHEN ms < {TS_MIN_MS} OR ms >= {TS_MAX_MS} THEN 'timestamp_out_of_range'
@@ -513,21 +513,19 @@ def panel_duckdb(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
                 WHEN r < 1 OR r > 5 THEN 'rating_out_of_range'
                 {until_case}
             END AS reason, CAST(floor(r + 0.5) AS INTEGER) AS star
-            FROM wk)
-        -- One pass: per-reason counts (pid grouped out) and per (product, week) aggregates.
-        SELECT reason, pid, w, GROUPING(pid) AS by_reason,
-               count(*) AS n, sum(r) AS rsum, avg(r) AS rmean, stddev_pop(r) AS rstd,
-               {", ".join(f"count_if(star = {s}) AS star_{s}" for s in range(1, 6))},
-               sum(hv) AS hv, count_if(ver) AS vt, count(ver) AS vk,
-               coalesce(sum(tl), 0) AS tls, count(tl) AS tk
-        FROM cls GROUP BY GROUPING SETS ((reason), (reason, pid, w))
-        """, [path])
-        counts = con.execute("SELECT reason, n FROM agg WHERE by_reason = 1").fetchall()
+        FROM wk""")
+        # Two scans (counts, then the panel): a GROUPING SETS single pass measured 6x slower.
+        counts = con.execute("SELECT reason, count(*) FROM cls GROUP BY reason").fetchall()
         by_reason = {reason: int(n) for reason, n in counts}
         rows_read = sum(by_reason.values())
         rejected = {k: v for k, v in by_reason.items() if k is not None}
 
-        base = "SELECT * EXCLUDE (reason, by_reason) FROM agg WHERE reason IS NULL AND by_reason = 0"
+        base = f"""
+            SELECT pid, w, count(*) AS n, sum(r) AS rsum, avg(r) AS rmean, stddev_pop(r) AS rstd,
+                   {", ".join(f"count_if(star = {s}) AS star_{s}" for s in range(1, 6))},
+                   sum(hv) AS hv, count_if(ver) AS vt, count(ver) AS vk,
+                   coalesce(sum(tl), 0) AS tls, count(tl) AS tk
+            FROM cls WHERE reason IS NULL GROUP BY pid, w"""
         if opts.dense:
             end = str(opts.until_week) if opts.until_week is not None else "max(w)"
             base = f"""

@@ -276,8 +276,10 @@ def numeric(path: Path, name: str, fld: str, col: pa.ChunkedArray, dtype) -> pa.
         col = pc.list_element(col, 0)  # Amazon 2014 "helpful": [helpful, total]
         typ = col.type
     if fld == "helpful_votes" and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-        try:  # Amazon 2018 "vote": "1,234"
-            col = pc.replace_substring(col, ",", "").cast(pa.int64())
+        try:  # Amazon 2018 "vote": "1,234"; 2014 "helpful" as text: "[1, 12]"
+            pair = pc.struct_field(pc.extract_regex(col, r"^\s*\[\s*(?P<h>\d+)"), [0])
+            plain = pc.replace_substring(col, ",", "")
+            col = pc.if_else(pc.starts_with(col, "["), pair, plain).cast(pa.int64())
         except pa.ArrowInvalid as exc:
             raise InputError(f"{path}: column {name!r} ({fld}) holds text that is not a "
                              f"number: {exc}") from exc

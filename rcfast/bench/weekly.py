@@ -61,14 +61,14 @@ emit_result(compute_s=compute_s, rows={rows}, panel_rows=_pq.ParquetFile(out).me
 
 _TOOL_CODE = {
     "rcfast": ("from rcfast.weekly import main",
-               "rc = main([path, '-o', out, '--quiet'])\n"
+               "rc = main([path, '-o', out, '--quiet'] + (['--dense'] if {dense} else []))\n"
                "if rc:\n    sys.exit(rc)"),
     "pandas": ("import pandas, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_pandas",
-               "pq.write_table(panel_pandas(path), out)"),
+               "pq.write_table(panel_pandas(path, dense={dense}), out)"),
     "polars": ("import polars, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_polars",
-               "pq.write_table(panel_polars(path), out)"),
+               "pq.write_table(panel_polars(path, dense={dense}), out)"),
     "duckdb": ("import duckdb, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_duckdb",
-               "pq.write_table(panel_duckdb(path), out)"),
+               "pq.write_table(panel_duckdb(path, dense={dense}), out)"),
 }
 
 
@@ -88,6 +88,7 @@ class Result:
 @dataclass
 class Report:
     machine: dict
+    mode: str = "sparse"
     results: list[Result] = field(default_factory=list)
 
 
@@ -121,10 +122,11 @@ def machine_info() -> dict:
             "ram_gb": round(ram / 2**30, 1), "os": platform.platform(), "versions": versions}
 
 
-def child_code(tool: str, path: Path, out: Path, rows: int) -> str:
+def child_code(tool: str, path: Path, out: Path, rows: int, dense: bool = False) -> str:
+    """The child process's program: import the tool, then time read + panel + write."""
     imports, compute = _TOOL_CODE[tool]
-    return _CHILD.format(imports=imports, compute=compute, path=str(path), out=str(out),
-                         rows=rows)
+    return _CHILD.format(imports=imports, compute=compute.format(dense=bool(dense)),
+                         path=str(path), out=str(out), rows=rows)
 
 
 def rcfast_available() -> str | None:
@@ -237,14 +239,15 @@ def compare_panels(a: Path, b: Path, sample: pa.Array | None) -> str | None:
 
 
 def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float | None,
-             check: bool, log) -> list[Result]:
+             check: bool, log, dense: bool = False) -> list[Result]:
     results: list[Result] = []
     outputs: dict[str, Path] = {}
     for tool in tools:
         out = work / f"panel-{tool}-{rows}.parquet"
         out.unlink(missing_ok=True)
         log(f"  {tool:7s} {rows:>12,} rows ... ")
-        m: Measurement = run_measured(tool, child_code(tool, data, out, rows), timeout=timeout)
+        m: Measurement = run_measured(tool, child_code(tool, data, out, rows, dense),
+                                      timeout=timeout)
         if m.returncode != 0 or not m.result:
             why = "timed out" if m.returncode in (-9, 137) else f"exit {m.returncode}"
             tail = m.stderr_tail.strip().splitlines()[-1:] or [""]
@@ -282,7 +285,8 @@ def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float
 
 def format_table(report: Report) -> str:
     m = report.machine
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
+    lines = [f"weekly panel ({report.mode}), windows 4,12,52, lags 1,2,4",
+             f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
              f"{m['ram_gb']} GiB RAM, {m['os']}",
              "",
              f"| {'tool':7s} | {'rows':>12s} | {'wall s':>8s} | {'compute s':>9s} | "
@@ -342,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {','.join(TOOLS)}")
     p.add_argument("--input", type=Path, default=None,
                    help="a normalized Parquet file to use instead of generated data")
+    p.add_argument("--dense", action="store_true", help="the dense panel (zero weeks too)")
     p.add_argument("--seed", type=int, default=0, help="generator seed")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where generated inputs are kept (default $RCFAST_CACHE or "
@@ -376,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, end="", file=sys.stderr, flush=True)
 
-    report = Report(machine=machine_info())
+    report = Report(machine=machine_info(), mode="dense" if args.dense else "sparse")
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="rcfast-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -398,14 +403,14 @@ def main(argv: list[str] | None = None) -> int:
                 data = synth.demo_parquet(args.cache_dir, n_rows=rows, seed=args.seed)
                 log(f"input: {data} ({rows:,} rows, {time.perf_counter() - t0:.1f} s to get)\n")
             report.results += run_size(rows, tools, data, work, args.timeout,
-                                       not args.no_check, log)
+                                       not args.no_check, log, args.dense)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     print(format_table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": report.machine,
+        args.json.write_text(json.dumps({"machine": report.machine, "mode": report.mode,
                                          "results": [asdict(r) for r in report.results]},
                                         indent=2))
     if args.plot:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rcfast.kernels.ingest_hash import fnv_hash_strings
+from rcfast.kernels.ingest_hash import fnv_hash_numpy
 from rcfast.schema import ALIASES, FIELDS, NORMALIZED_SCHEMA
 
 from .sources import Detected, InputError
@@ -152,6 +152,7 @@ class Plan:
     csv_has_header: bool = False
     delimiter: str = ","
     helpful_zero: bool = False
+    scan: "ScanSpec | None" = None  #: Numba fast path for JSON lines, when the fields allow it
 
     @property
     def read_columns(self) -> list[str]:
@@ -254,7 +255,54 @@ def make_plan(
         plan.json_schema = pa.schema(
             [f for f in plan.json_schema if f.name in plan.read_columns]
         )
+        plan.scan = _scan_spec(plan)
     return plan
+
+
+@dataclass
+class ScanSpec:
+    """Wanted keys of the JSON scanner (:mod:`rcfast.kernels.ingest_json`)."""
+
+    names: list[str]
+    kinds: np.ndarray
+    key_blob: np.ndarray
+    key_offsets: np.ndarray
+
+
+def _scan_spec(plan: Plan) -> ScanSpec | None:
+    from rcfast.kernels import ingest_json as kj
+
+    if plan.keep_text:
+        return None  # the text itself is wanted: pyarrow builds it
+    text_cols = plan.sources.get("text", [])
+    names, kinds = [], []
+    for f in plan.json_schema:
+        t = f.type
+        if f.name in text_cols and pa.types.is_string(t):
+            kind = kj.KIND_TEXT
+        elif pa.types.is_string(t):
+            kind = kj.KIND_STR
+        elif t == pa.int64():
+            kind = kj.KIND_INT
+        elif t == pa.float64():
+            kind = kj.KIND_FLOAT
+        elif pa.types.is_boolean(t):
+            kind = kj.KIND_BOOL
+        elif pa.types.is_list(t) and t.value_type == pa.int64():
+            kind = kj.KIND_LIST_FIRST
+        else:
+            return None
+        names.append(f.name)
+        kinds.append(kind)
+    if sum(k == kj.KIND_TEXT for k in kinds) > 1:
+        return None
+    encoded = [n.encode() for n in names]
+    return ScanSpec(
+        names,
+        np.array(kinds, dtype=np.uint8),
+        np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
+        np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64),
+    )
 
 
 # ----------------------------------------------------------------------------- converters
@@ -278,11 +326,18 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return offsets, data, valid
 
 
-def hash_strings(arr: pa.Array) -> np.ndarray:
-    """Stable 64-bit hash per string (0 for null); see :mod:`rcfast.kernels.ingest_hash`."""
+def hash_strings(arr: pa.Array, *, short: bool = False) -> np.ndarray:
+    """Stable 64-bit hash per string (0 for null); see :mod:`rcfast.kernels.ingest_hash`.
+
+    ``short`` (ids): the numpy version, no JIT start-up; otherwise the Numba kernel (texts).
+    """
     if len(arr) == 0:
         return np.zeros(0, dtype=np.uint64)
     offsets, data, valid = _string_buffers(arr)
+    if short:
+        return fnv_hash_numpy(offsets, data, valid)
+    from rcfast.kernels.ingest_hash import fnv_hash_strings
+
     return fnv_hash_strings(offsets, data, valid)
 
 
@@ -513,7 +568,10 @@ def normalize(raw: pa.Table, plan: Plan) -> Normalized:
     cols["verified"] = to_bool(verified) if verified is not None else pa.nulls(n, pa.bool_())
 
     text = _col(raw, src.get("text", []))
-    if text is not None:
+    if "__text_len" in raw.column_names:  # the JSON scanner measured and hashed the text
+        cols["text_len"] = raw.column("__text_len").combine_chunks().cast(pa.int32())
+        text_hash = raw.column("__text_hash").combine_chunks().to_numpy()
+    elif text is not None:
         text = to_string(text)
         cols["text_len"] = pc.utf8_length(text).cast(pa.int32())
         text_hash = hash_strings(text)
@@ -528,8 +586,8 @@ def normalize(raw: pa.Table, plan: Plan) -> Normalized:
     if cat is not None:
         cols["category"] = to_string(cat)
     else:
-        cols["category"] = pa.array(np.full(n, plan.category or "", dtype=object), pa.string()) \
-            if plan.category else pa.nulls(n, pa.string())
+        cols["category"] = (pa.repeat(pa.scalar(plan.category, pa.string()), n)
+                            if plan.category else pa.nulls(n, pa.string()))
 
     arrays = [cols[f.name] for f in NORMALIZED_SCHEMA]
     names = list(NORMALIZED_SCHEMA.names)

@@ -187,7 +187,7 @@ def partition_ids(product_id: pa.Array, n: int) -> np.ndarray:
     """Output partition of each product: stable hash of its UTF-8 bytes modulo ``n``."""
     if n == 1:
         return np.zeros(len(product_id), dtype=np.int64)
-    return (hash_strings(product_id) % np.uint64(n)).astype(np.int64)
+    return (hash_strings(product_id, short=True) % np.uint64(n)).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- block parsing
@@ -275,6 +275,25 @@ class BlockResult:
     quarantined: Counter = field(default_factory=Counter)
 
 
+@dataclass
+class Records:
+    """The non-blank records of a block: byte spans and line offsets within the block."""
+
+    data: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+    line_off: np.ndarray
+
+    def raw(self, r: int) -> bytes:
+        return self.data[self.starts[r] : self.ends[r]]
+
+    def chunk(self, ids: np.ndarray) -> bytes:
+        """The records ``ids`` as one newline-separated byte string."""
+        if ids.size and ids[-1] - ids[0] == ids.size - 1:  # contiguous: one slice, no copy loop
+            return self.data[self.starts[ids[0]] : self.ends[ids[-1]]]
+        return b"\n".join(self.raw(int(r)) for r in ids)
+
+
 class BlockProcessor:
     """Parses, normalizes, quarantines and spills blocks; one instance shared by all workers."""
 
@@ -287,7 +306,6 @@ class BlockProcessor:
     def process_block(self, blk: RawBlock) -> BlockResult:
         plan = self.plans[blk.file_idx]
         res = BlockResult(blk.file_idx)
-        quoted = plan.kind == "csv"
         data = blk.data
         first_line = blk.first_line
         if blk.seq == -1:  # the unterminated tail of a truncated compressed stream
@@ -298,101 +316,154 @@ class BlockProcessor:
         if plan.kind == "csv" and plan.csv_has_header and blk.seq == 0:
             data, skipped = _drop_header(data)
             first_line += skipped
-        tables: list[pa.Table] = []
-        bounds = None
+        if plan.scan is not None and len(data) < 2**31 - 1:
+            parts, recs = self._scan_parts(data, plan, res, first_line)
+        else:
+            parts, recs = self._arrow_parts(data, plan, res, first_line)
+        if not parts:
+            return res
+        norms, rec_ids = [], []
+        for table, ids in parts:
+            if table.num_rows:
+                norms.append(normalize(table, plan))
+                rec_ids.append(np.arange(table.num_rows, dtype=np.int64) if ids is None else ids)
+        if not norms:
+            return res
+        table = pa.concat_tables([n.table for n in norms]) if len(norms) > 1 else norms[0].table
+        reject = np.concatenate([n.reject for n in norms])
+        rec = np.concatenate(rec_ids)
+        bad = np.flatnonzero(reject)
+        if bad.size:
+            if recs is None:
+                recs = Records(data, *_record_bounds(data, plan.kind == "csv")[:3])
+            for row in bad:
+                r = int(rec[row])
+                reason, detail = REJECTS[int(reject[row])]
+                self._quarantine(res, first_line + int(recs.line_off[r]), reason, detail,
+                                 recs.raw(r))
+        self._spill(table, reject, rec, blk.file_idx, blk.seq, res)
+        return res
+
+    def _arrow_parts(self, data: bytes, plan: Plan, res: BlockResult, first_line: int):
+        """pyarrow on the whole block; on failure, ranges of records down to single ones."""
         try:
             _check_utf8(data)
             table = _parse_bytes(data, plan)
             if plan.kind == "json":
                 # one row per line is the common case; anything else (blank lines, two objects
-                # on a line) is sorted out record by record on the slow path
+                # on a line) is sorted out record by record below
                 expected = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
                 if table.num_rows != expected:
                     raise _Invalid("row count")
-            tables.append(table)
-            n_rows = table.num_rows
-            rec_index = None  # rows are the records in order
+            res.lines += table.num_rows
+            return [(table, None)], None
         except (_Invalid, pa.ArrowInvalid, UnicodeDecodeError):
-            bounds = _record_bounds(data, quoted)
-            starts, ends, line_off, res.blank = bounds
-            good: list[np.ndarray] = []
-            self._parse_range(data, plan, starts, ends, 0, starts.size, tables, good, res,
-                              first_line, line_off)
-            rec_index = np.concatenate(good) if good else np.zeros(0, dtype=np.int64)
-            n_rows = int(rec_index.size)
-        if rec_index is None:
-            res.lines += n_rows
-        if not tables or n_rows == 0:
-            return res
-        raw = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        norm = normalize(raw, plan)
-        bad = np.flatnonzero(norm.reject)
-        if bad.size:
-            if bounds is None:
-                bounds = _record_bounds(data, quoted)
-            starts, ends, line_off, _ = bounds
-            recs = bad if rec_index is None else rec_index[bad]
-            for row, r in zip(bad, recs):
-                reason, detail = REJECTS[int(norm.reject[row])]
-                self._quarantine(res, first_line + int(line_off[r]), reason, detail,
-                                 data[starts[r] : ends[r]])
-        self._spill(norm.table, norm.reject, blk.file_idx, blk.seq, res)
-        return res
+            pass
+        starts, ends, line_off, res.blank = _record_bounds(data, plan.kind == "csv")
+        recs = Records(data, starts, ends, line_off)
+        parts: list = []
+        self._parse_range(recs, plan, np.arange(starts.size, dtype=np.int64), parts, res,
+                          first_line)
+        return parts, recs
 
-    def _parse_range(self, data, plan, starts, ends, i0, i1, tables, good, res, first_line,
-                     line_off) -> None:
-        if i1 <= i0:
+    def _scan_parts(self, data: bytes, plan: Plan, res: BlockResult, first_line: int):
+        """The Numba scanner reads the lines it fully understands; pyarrow takes the rest."""
+        from rcfast.kernels.ingest_json import KIND_TEXT, scan_jsonl
+
+        spec = plan.scan
+        arr = np.frombuffer(data, dtype=np.uint8)
+        (n_ok, blank, rs, re_, li, status, ok_idx, present, iv, fv, th, soffs, sbytes,
+         slot) = scan_jsonl(arr, spec.key_blob, spec.key_offsets, spec.kinds)
+        res.blank += int(blank)
+        recs = Records(data, rs, re_, li)
+        parts: list = []
+        if n_ok:
+            cols, names = [], []
+            for k, (name, kind) in enumerate(zip(spec.names, spec.kinds)):
+                valid = present[k]
+                mask = None if valid.all() else ~valid
+                if kind == KIND_TEXT:
+                    cols.append(pa.array(iv[k], pa.int64(), mask=mask))
+                    names.append("__text_len")
+                    cols.append(pa.array(th, pa.uint64()))
+                    names.append("__text_hash")
+                    continue
+                if kind == 0:  # KIND_STR: the scanner already laid the bytes out Arrow-style
+                    s = int(slot[k])
+                    offsets = soffs[s, : n_ok + 1]
+                    body = sbytes[s, : int(offsets[-1])]
+                    bitmap = None if mask is None else pa.py_buffer(
+                        np.packbits(valid, bitorder="little"))
+                    col = pa.Array.from_buffers(
+                        pa.string(), n_ok, [bitmap, pa.py_buffer(offsets), pa.py_buffer(body)],
+                        null_count=-1 if mask is not None else 0)
+                elif kind == 2:  # KIND_FLOAT
+                    col = pa.array(fv[k], pa.float64(), mask=mask)
+                elif kind == 3:  # KIND_BOOL
+                    col = pa.array(iv[k].astype(np.bool_), pa.bool_(), mask=mask)
+                else:  # KIND_INT, KIND_LIST_FIRST
+                    col = pa.array(iv[k], pa.int64(), mask=mask)
+                cols.append(col)
+                names.append(name)
+            parts.append((pa.Table.from_arrays(cols, names=names), ok_idx))
+            res.lines += int(n_ok)
+        if n_ok < rs.size:
+            self._parse_range(recs, plan, np.flatnonzero(status), parts, res, first_line)
+        return parts, recs
+
+    def _parse_range(self, recs: Records, plan: Plan, ids: np.ndarray, parts: list,
+                     res: BlockResult, first_line: int) -> None:
+        """Parse the records ``ids`` with pyarrow, splitting the range on failure."""
+        if ids.size == 0:
             return
-        chunk = data[starts[i0] : ends[i1 - 1]]
+        chunk = recs.chunk(ids)
         try:
             _check_utf8(chunk)
             t = _parse_bytes(chunk, plan)
-            if t.num_rows != i1 - i0:
+            if t.num_rows != ids.size:
                 raise _Invalid("row count")
-            tables.append(t)
-            good.append(np.arange(i0, i1, dtype=np.int64))
-            res.lines += i1 - i0
+            parts.append((t, ids))
+            res.lines += int(ids.size)
             return
         except (_Invalid, pa.ArrowInvalid, UnicodeDecodeError):
             pass
-        if i1 - i0 > _LEAF:
-            step = max(1, -(-(i1 - i0) // _SPLIT))
-            for a in range(i0, i1, step):
-                self._parse_range(data, plan, starts, ends, a, min(a + step, i1), tables, good,
-                                  res, first_line, line_off)
+        if ids.size > _LEAF:
+            step = max(1, -(-ids.size // _SPLIT))
+            for a in range(0, ids.size, step):
+                self._parse_range(recs, plan, ids[a : a + step], parts, res, first_line)
             return
-        for r in range(i0, i1):
-            rec = data[starts[r] : ends[r]]
+        for r in ids:
+            r = int(r)
+            rec = recs.raw(r)
             res.lines += 1
             reason, detail = _classify(rec, plan)
             if reason is None:
                 try:
                     t = _parse_bytes(rec, plan)
                     if t.num_rows == 1:
-                        tables.append(t)
-                        good.append(np.array([r], dtype=np.int64))
+                        parts.append((t, np.array([r], dtype=np.int64)))
                         continue
-                    reason, detail = "malformed_json" if plan.kind == "json" else \
-                        "bad_csv_row", "record does not hold exactly one row"
+                    reason = "malformed_json" if plan.kind == "json" else "bad_csv_row"
+                    detail = "record does not hold exactly one row"
                 except pa.ArrowInvalid as exc:
                     reason, detail = "wrong_type", str(exc).splitlines()[0][:200]
-            self._quarantine(res, first_line + int(line_off[r]), reason, detail, rec)
+            self._quarantine(res, first_line + int(recs.line_off[r]), reason, detail, rec)
 
     def _quarantine(self, res: BlockResult, line: int, reason: str, detail: str, raw) -> None:
         self.quarantine.add(res.file_idx, line, reason, detail, raw)
         res.quarantined[reason] += 1
 
-    def _spill(self, table: pa.Table, reject: np.ndarray, file_idx: int, seq: int,
-               res: BlockResult) -> None:
+    def _spill(self, table: pa.Table, reject: np.ndarray, rec: np.ndarray | None, file_idx: int,
+               seq: int, res: BlockResult) -> None:
         n = table.num_rows
-        row = np.arange(n, dtype=np.int64)
+        row = np.arange(n, dtype=np.int64) if rec is None else rec
         if reject.any():
             keep = reject == 0
             table = table.filter(pa.array(keep))
             row = row[keep]
         if table.num_rows == 0:
             return
-        # (block seq, row) orders rows as in the file: dedup keeps the first occurrence
+        # (block seq, record) orders rows as in the file: dedup keeps the first occurrence
         seq_col = (np.int64(seq) << np.int64(32)) | row
         table = table.append_column("_file", pa.array(np.full(table.num_rows, file_idx,
                                                               dtype=np.int32)))
@@ -417,7 +488,7 @@ class BlockProcessor:
                 reason, detail = REJECTS[int(norm.reject[i])]
                 raw = orjson.dumps(rec, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
                 self._quarantine(res, first_row + int(i) + 1, reason, detail, raw)
-        self._spill(norm.table, norm.reject, file_idx, seq, res)
+        self._spill(norm.table, norm.reject, None, file_idx, seq, res)
         return res
 
 
@@ -481,21 +552,13 @@ def finalize_partition(
     dups = np.zeros(n_files, dtype=np.int64)
     schema = output_schema(keep_text).with_metadata(metadata)
     if table.num_rows:
-        keys = [("product_id", "ascending"), ("timestamp", "ascending")]
-        if not keep_duplicates:
-            keys += [("user_id", "ascending"), ("_text_hash", "ascending")]
-        keys += [("_file", "ascending"), ("_seq", "ascending")]
-        table = table.take(pc.sort_indices(table, sort_keys=keys))
+        order, dup = _order_and_duplicates(table, keep_duplicates)
         files = table.column("_file").to_numpy()
-        if not keep_duplicates and table.num_rows > 1:
-            dup = _adjacent_duplicates(table)
-            if dup.any():
-                dups += np.bincount(files[dup], minlength=n_files)
-                keep = ~dup
-                table = table.filter(pa.array(keep))
-                files = files[keep]
-        written += np.bincount(files, minlength=n_files)
-        table = table.select(schema.names).cast(schema)
+        if dup is not None and dup.any():
+            dups += np.bincount(files[order[dup]], minlength=n_files)
+            order = order[~dup]
+        written += np.bincount(files[order], minlength=n_files)
+        table = table.select(schema.names).take(pa.array(order)).cast(schema)
     else:
         table = schema.empty_table()
     with pq.ParquetWriter(out_path, schema, compression="zstd", compression_level=1,
@@ -506,22 +569,51 @@ def finalize_partition(
     return written, dups
 
 
-def _eq_prev(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Row i equals row i-1 (nulls equal nulls); the first row is False."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    a, b = arr.slice(1), arr.slice(0, len(arr) - 1)
-    eq = pc.fill_null(pc.equal(a, b), False)
-    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
-    return np.concatenate([[False], pc.or_(eq, both_null).to_numpy(zero_copy_only=False)])
+def _np(col: pa.ChunkedArray) -> np.ndarray:
+    return col.combine_chunks().to_numpy(zero_copy_only=False)
 
 
-def _adjacent_duplicates(table: pa.Table) -> np.ndarray:
-    dup = _eq_prev(table.column("_text_hash"))
-    for name in ("timestamp", "user_id", "product_id"):
-        if not dup.any():
-            break
-        dup &= _eq_prev(table.column(name))
-    return dup
+def _order_and_duplicates(table: pa.Table, keep_duplicates: bool
+                          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Row order (product_id bytes, timestamp, input order) and, in that order, the duplicates.
+
+    Integer keys only: product_id is dictionary-encoded and its codes replaced by the rank of the
+    string in byte order, so one ``np.lexsort`` replaces a multi-column string sort. Duplicates
+    (same product, user, timestamp, text) are found by a stable argsort of a 64-bit key; equal
+    keys are then checked field by field, and the first row in input order is kept.
+    """
+    enc = table.column("product_id").combine_chunks().dictionary_encode()
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    rank = np.empty(len(enc.dictionary), dtype=np.int64)
+    rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
+    prank = rank[codes]
+    ts = _np(table.column("timestamp").cast(pa.int64()))
+    files = _np(table.column("_file"))
+    seq = _np(table.column("_seq"))
+    order = np.lexsort((seq, files, ts, prank))
+    if keep_duplicates or table.num_rows < 2:
+        return order, None
+    user = table.column("user_id").combine_chunks()
+    # dictionary codes identify equal users within this table without hashing the strings
+    uh = user.dictionary_encode().indices.fill_null(-1).to_numpy().astype(np.uint64)
+    th = _np(table.column("_text_hash")).astype(np.uint64)
+    key = (uh ^ (th * np.uint64(0x9E3779B97F4A7C15)) ^ (ts.astype(np.uint64) *
+           np.uint64(0xC2B2AE3D27D4EB4F)) ^ (prank.astype(np.uint64) *
+                                             np.uint64(0x165667B19E3779F9)))
+    ko = key[order]
+    by_key = np.argsort(ko, kind="stable")  # stable: equal keys stay in input order
+    same = ko[by_key[1:]] == ko[by_key[:-1]]
+    dup = np.zeros(order.size, dtype=np.bool_)
+    if same.any():
+        later = by_key[1:][same]
+        first = by_key[:-1][same]
+        a, b = order[later], order[first]
+        exact = (prank[a] == prank[b]) & (ts[a] == ts[b]) & (th[a] == th[b])
+        ua, ub = user.take(pa.array(a)), user.take(pa.array(b))
+        ueq = pc.or_(pc.fill_null(pc.equal(ua, ub), False),
+                     pc.and_(pc.is_null(ua), pc.is_null(ub))).to_numpy(zero_copy_only=False)
+        dup[later[exact & ueq]] = True
+    return order, dup
 
 
 # ------------------------------------------------------------------------------- driver

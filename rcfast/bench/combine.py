@@ -1,0 +1,213 @@
+"""``python -m rcfast.bench combine``: the ingest step against Polars, DuckDB, pyarrow and pandas.
+
+Every contender reads the same generated Amazon-2023-style ``.jsonl.gz`` (``rcfast.synth``),
+keeps the same fields (product, user, timestamp, rating, helpful votes, verified, text length)
+and writes Parquet, each in its own fresh process (wall time and peak RSS from
+:mod:`rcfast.bench._harness`). ``--malformed`` also runs every tool on a copy of the file with
+damaged lines (every 10,000th line cut short, one invalid UTF-8 byte, a truncated gzip tail) and
+reports who finishes and how many rows each keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import textwrap
+
+from rcfast.bench._harness import Measurement, run_measured
+
+TOOLS = ("rcfast", "polars", "duckdb", "pyarrow", "pandas")
+
+_PRELUDE = textwrap.dedent(
+    """
+    import time, sys, os, shutil
+    from rcfast.bench._harness import emit_result
+    SRC, OUT = {src!r}, {out!r}
+    shutil.rmtree(OUT, ignore_errors=True)
+    os.makedirs(OUT, exist_ok=True)
+    t0 = time.perf_counter()
+    """
+)
+
+_CODE = {
+    "rcfast": """
+from rcfast.combine import combine
+s = combine([SRC], OUT + "/ds", progress=False, workers={workers})
+emit_result(seconds=time.perf_counter() - t0, rows=s["rows_written"],
+            quarantined=s["quarantined_total"])
+""",
+    "polars": """
+import polars as pl
+q = pl.scan_ndjson(SRC).select(
+    pl.col("parent_asin"), pl.col("user_id"), pl.col("timestamp"), pl.col("rating"),
+    pl.col("helpful_vote"), pl.col("verified_purchase"),
+    pl.col("text").str.len_chars().alias("text_len"))
+q.sink_parquet(OUT + "/out.parquet")
+import pyarrow.parquet as pq
+emit_result(seconds=time.perf_counter() - t0,
+            rows=pq.ParquetFile(OUT + "/out.parquet").metadata.num_rows)
+""",
+    "duckdb": """
+import duckdb
+con = duckdb.connect()
+con.execute(f'''COPY (SELECT parent_asin, user_id, "timestamp", rating, helpful_vote,
+    verified_purchase, length(text) AS text_len
+    FROM read_json('{{SRC}}', format='newline_delimited'))
+    TO '{{OUT}}/out.parquet' (FORMAT parquet)''')
+import pyarrow.parquet as pq
+emit_result(seconds=time.perf_counter() - t0,
+            rows=pq.ParquetFile(OUT + "/out.parquet").metadata.num_rows)
+""",
+    "pyarrow": """
+import pyarrow as pa, pyarrow.json as pj, pyarrow.parquet as pq, pyarrow.compute as pc
+t = pj.read_json(pa.input_stream(SRC, compression="gzip"))
+t = t.select(["parent_asin", "user_id", "timestamp", "rating", "helpful_vote",
+              "verified_purchase"]).append_column("text_len", pc.utf8_length(t["text"]))
+pq.write_table(t, OUT + "/out.parquet")
+emit_result(seconds=time.perf_counter() - t0, rows=t.num_rows)
+""",
+    "pandas": """
+import pandas as pd, pyarrow as pa, pyarrow.parquet as pq
+w = None
+n = 0
+for ch in pd.read_json(SRC, lines=True, chunksize=200_000, compression="gzip"):
+    df = ch[["parent_asin", "user_id", "timestamp", "rating", "helpful_vote",
+             "verified_purchase"]].copy()
+    df["text_len"] = ch["text"].str.len()
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    if w is None:
+        w = pq.ParquetWriter(OUT + "/out.parquet", t.schema)
+    w.write_table(t)
+    n += len(df)
+w.close()
+emit_result(seconds=time.perf_counter() - t0, rows=n)
+""",
+}
+
+
+def dataset_path(workdir: pathlib.Path, rows: int, seed: int) -> pathlib.Path:
+    return workdir / f"amazon2023_{rows}_s{seed}" / "Electronics.jsonl.gz"
+
+
+def ensure_dataset(workdir: pathlib.Path, rows: int, seed: int) -> pathlib.Path:
+    path = dataset_path(workdir, rows, seed)
+    if not path.exists():
+        from rcfast.synth import write_jsonl
+
+        print(f"generating {rows:,} rows → {path}", file=sys.stderr)
+        write_jsonl(path, rows, seed)
+    return path
+
+
+def make_malformed(src: pathlib.Path, dst: pathlib.Path) -> dict[str, int]:
+    """Copy ``src`` damaging it: every 10,000th line cut, one invalid UTF-8 byte, a cut tail."""
+    bad_lines = 0
+    with gzip.open(src, "rb") as fin, open(dst.with_suffix(".tmp"), "wb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as fout:
+            for i, line in enumerate(fin, start=1):
+                if i % 10_000 == 0:
+                    line = line[: len(line) // 2] + b"\n"
+                    bad_lines += 1
+                elif i == 5_000:
+                    line = line.replace(b'"text": "', b'"text": "\xff', 1)
+                    bad_lines += 1
+                fout.write(line)
+    data = dst.with_suffix(".tmp").read_bytes()
+    dst.write_bytes(data[: len(data) - 4096])
+    dst.with_suffix(".tmp").unlink()
+    return {"damaged_lines": bad_lines, "cut_bytes": 4096}
+
+
+def run_tool(tool: str, src: pathlib.Path, out: pathlib.Path, workers: int,
+             timeout: float) -> Measurement:
+    code = _PRELUDE.format(src=str(src), out=str(out)) + _CODE[tool].format(workers=workers)
+    return run_measured(tool, code, timeout=timeout)
+
+
+def format_table(results: list[Measurement], rows: int, ref: str = "rcfast") -> str:
+    base = {m.name: m for m in results}.get(ref)
+    lines = [f"{'tool':<8} {'seconds':>8} {'rows/s':>12} {'peak RSS':>9} {'time vs rcfast':>15}"
+             "  status"]
+    for m in results:
+        secs = m.result.get("seconds")
+        ok = m.returncode == 0 and secs is not None
+        rate = f"{rows / secs:,.0f}" if ok else "-"
+        rss = f"{m.peak_rss_bytes / 2**20:,.0f} MB" if m.peak_rss_bytes else "-"
+        ratio = "-"
+        if ok and base is not None and base.result.get("seconds"):
+            ratio = f"{secs / base.result['seconds']:.2f}x"
+        status = "ok" if ok else "FAILED: " + (m.stderr_tail.strip().splitlines() or ["?"])[-1][:90]
+        lines.append(f"{m.name:<8} {secs if ok else float('nan'):>8.2f} {rate:>12} {rss:>9} "
+                     f"{ratio:>15}  {status}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rcfast.bench combine", description=__doc__)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tools", default=",".join(TOOLS),
+                    help=f"comma-separated subset of {','.join(TOOLS)}")
+    ap.add_argument("--workdir", default=None,
+                    help="where the generated input is kept (default: $RCFAST_CACHE/bench)")
+    ap.add_argument("--workers", type=int, default=0, help="rcfast workers (0 = all CPUs)")
+    ap.add_argument("--malformed", action="store_true",
+                    help="also run every tool on a damaged copy of the input")
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = [t for t in tools if t not in TOOLS]
+    if unknown or args.rows < 1:
+        print(f"error: unknown tools {unknown}" if unknown else "error: --rows must be >= 1",
+              file=sys.stderr)
+        return 2
+    if args.workdir:
+        workdir = pathlib.Path(args.workdir)
+    else:
+        from rcfast.synth import default_cache_dir
+
+        workdir = default_cache_dir() / "bench"
+    src = ensure_dataset(workdir, args.rows, args.seed)
+    report: dict = {"rows": args.rows, "input": str(src), "input_bytes": src.stat().st_size,
+                    "cpus": os.cpu_count(), "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="rcfast-bench-combine-") as tmp:
+        results = []
+        for tool in tools:
+            m = run_tool(tool, src, pathlib.Path(tmp) / tool, args.workers or 0, args.timeout)
+            results.append(m)
+            report["runs"][tool] = {"seconds": m.result.get("seconds"), "wall_s": m.wall_s,
+                                    "peak_rss_bytes": m.peak_rss_bytes,
+                                    "returncode": m.returncode, "rows": m.result.get("rows")}
+        print(f"{args.rows:,} rows, {src.stat().st_size / 2**20:,.0f} MB gzip JSONL, "
+              f"{os.cpu_count()} CPUs")
+        print(format_table(results, args.rows))
+        if args.malformed:
+            bad = pathlib.Path(tmp) / "Damaged.jsonl.gz"
+            info = make_malformed(src, bad)
+            print(f"\ndamaged copy: {info['damaged_lines']} bad lines + a truncated gzip tail")
+            report["malformed"] = {}
+            for tool in tools:
+                m = run_tool(tool, bad, pathlib.Path(tmp) / (tool + "-bad"), args.workers or 0,
+                             args.timeout)
+                ok = m.returncode == 0 and m.result.get("rows") is not None
+                msg = (f"finished, {m.result['rows']:,} rows kept"
+                       + (f", {m.result['quarantined']:,} lines quarantined"
+                          if "quarantined" in m.result else "")) if ok else \
+                    "stopped with an error: " + \
+                    (m.stderr_tail.strip().splitlines() or ["?"])[-1][:100]
+                print(f"{tool:<8} {msg}")
+                report["malformed"][tool] = {"ok": ok, "rows": m.result.get("rows"),
+                                             "error": None if ok else m.stderr_tail[-500:]}
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -395,6 +395,32 @@ def print_summary(summary: dict, timings: dict[str, float], written: list[Path],
     print("\n".join(lines), file=file or sys.stdout)
 
 
+def print_preview(table: pa.Table, file=None) -> None:
+    """The last weeks of the most-reviewed product: what a panel row holds, at a glance."""
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return
+    cum = table.column("n_reviews_cum")
+    top = table.column("product_id")[pc.index(cum, pc.max(cum)).as_py()].as_py()
+    mine = table.filter(pc.equal(table.column("product_id"), top))
+    rows = mine.slice(max(0, mine.num_rows - 6)).to_pylist()
+    cols = ["week_start", "n_reviews", "rating_mean", "n_reviews_r4", "n_reviews_r52",
+            "n_reviews_lag1", "n_reviews_ewm", "n_reviews_cum"]
+    out = [f"\npreview: last weeks of the most-reviewed product {top}",
+           "  ".join(f"{c:>14}" for c in cols)]
+
+    def fmt(v):
+        if v is None:
+            return f"{'null':>14}"
+        return f"{v:>14.3f}" if isinstance(v, float) else f"{v!s:>14}"
+
+    out += ["  ".join(fmt(r[c]) for c in cols) for r in rows]
+    out.append("read it with: pyarrow.dataset.dataset(OUTPUT).to_table() or "
+               "pandas.read_parquet(OUTPUT)")
+    print("\n".join(out), file=file or sys.stdout)
+
+
 def run(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -445,6 +471,8 @@ def run(args: argparse.Namespace) -> dict:
     timings["total"] = time.perf_counter() - t0
     if progress:
         print_summary(summary, timings, written)
+        if args.demo:
+            print_preview(table)
     summary["timings"] = timings
     return summary
 

@@ -277,7 +277,7 @@ def panel_pandas(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
     products = np.asarray(products, dtype=object)
     w = agg["w"].to_numpy(np.int64)
 
-    if opts.dense:
+    if opts.dense and len(w):
         starts = np.r_[0, np.flatnonzero(np.diff(gcode)) + 1]
         first = w[starts]
         last = w[np.r_[starts[1:], len(w)] - 1]

@@ -263,3 +263,44 @@ def test_bench_weekly_small(tmp_path, monkeypatch, capsys):
     assert all(r["ok"] and r["agrees"] and r["compute_s"] > 0 for r in rep["results"])
     assert rep["machine"]["cores"] >= 1
     assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+# ----------------------------------------------------------------------------------------------
+# random small inputs
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_WEEK0 = ms_of("2020-01-06T00:00:00")
+_row = st.tuples(
+    st.sampled_from(["a", "B", "é", "a\u0301", "zz", None]),
+    st.one_of(st.none(),
+              st.integers(-30, 130).map(lambda d: _WEEK0 + d * MS_WEEK // 7 * 3 - 1),
+              st.integers(-3_000_000_000_000, -1)),
+    st.one_of(st.none(), st.sampled_from([1.0, 1.5, 2.0, 2.25, 2.5, 3.0, 4.5, 5.0, 0.0, 5.5,
+                                          float("nan")])),
+    st.one_of(st.none(), st.integers(0, 10**6)),
+    st.one_of(st.none(), st.booleans()),
+    st.one_of(st.none(), st.integers(0, 5000)),
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(_row, min_size=1, max_size=40), dense=st.booleans(),
+       windows=st.sampled_from([(4, 12, 52), (1, 2), (3,)]),
+       lags=st.sampled_from([(1, 2, 4), (1,), (5, 2)]))
+def test_random_inputs_agree(tmp_path_factory, rows, dense, windows, lags):
+    pid, ts, rating, hv, ver, tl = zip(*rows)
+    table = pa.table({
+        "product_id": pa.array(pid, pa.string()),
+        "timestamp": pa.array(ts, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        "rating": pa.array(rating, pa.float64()),
+        "helpful_votes": pa.array(hv, pa.int64()),
+        "verified": pa.array(ver, pa.bool_()),
+        "text_len": pa.array(tl, pa.int32()),
+    })
+    path = tmp_path_factory.mktemp("h") / "h.parquet"
+    pq.write_table(table, path)
+    kw = dict(windows=windows, lags=lags, dense=dense)
+    out = run_all(path, **kw)
+    check_naive(path, out["duckdb"], **kw)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 import pytest
 
@@ -190,6 +191,14 @@ def test_other_input_types(tmp_path, edge_path):
     for name in ("ms", "us"):
         out = run_all(tmp_path / f"{name}.parquet")
         assert_tables_agree(out["pandas"], ref)
+    # dictionary-encoded ids (as rcfast.combine may write them) and integer ratings
+    ints = t.filter(pa.compute.equal(t["rating"], pa.compute.round(t["rating"])))
+    ints = ints.set_column(0, "product_id", ints["product_id"].dictionary_encode())
+    ints = ints.set_column(2, "rating", ints["rating"].cast(pa.int8()))
+    pq.write_table(ints, tmp_path / "dict.parquet")
+    ref_ints = B.panel_duckdb(tmp_path / "dict.parquet")
+    assert ref_ints.num_rows > 5
+    run_all(tmp_path / "dict.parquet")
     bare = t.select(["product_id", "timestamp", "rating"])
     pq.write_table(bare, tmp_path / "bare.parquet")
     out = run_all(tmp_path / "bare.parquet")["duckdb"]

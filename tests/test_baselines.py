@@ -313,3 +313,23 @@ def test_random_inputs_agree(tmp_path_factory, rows, dense, windows, lags):
     kw = dict(windows=windows, lags=lags, dense=dense)
     out = run_all(path, **kw)
     check_naive(path, out["duckdb"], **kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# cross-check of rcfast itself
+
+
+@pytest.mark.parametrize("kw", [{}, {"dense": True},
+                                {"dense": True, "until": "2021-06-13", "windows": (1, 3),
+                                 "lags": (1, 60)}])
+@pytest.mark.parametrize("which", ["synth", "edge"])
+def test_rcfast_agrees_with_baselines(which, kw, synth_path, edge_path):
+    weekly = pytest.importorskip("rcfast.weekly")
+    path = synth_path if which == "synth" else edge_path
+    ours, summary = weekly.weekly_panel(pq.read_table(path), **kw)
+    theirs = B.panel_polars(path, **kw)
+    assert_tables_agree(ours.cast(theirs.schema.remove_metadata()), theirs)
+    info = B.baseline_info(theirs)
+    assert summary["rows_read"] == info["rows_read"]
+    assert {k: v for k, v in summary["rejected"].items() if v} == \
+        {k: v for k, v in info["rows_rejected"].items() if v}

@@ -134,18 +134,36 @@ def _zipf_index(u: np.ndarray, n: int, b: float) -> np.ndarray:
     return np.minimum(x.astype(np.int64), n - 1)
 
 
-def _product_ids(n: int) -> np.ndarray:
-    # An affine map mod 36**8 is a bijection (multiplier coprime to 36), so ids never collide,
-    # and it scatters popularity ranks over the id space (byte order ≠ popularity order).
-    code = (np.arange(n, dtype=np.uint64) * np.uint64(1_237_940_039_285) + np.uint64(9_876_543_211)) \
-        % np.uint64(36**8)
-    out = np.empty((n, 10), dtype=np.uint8)
+_ID_SPACE = 36**8
+_ID_MUL = 1_237_940_039_285  # coprime to 36, ~0.44 of the space: neighbours land far apart
+_ID_ADD = 9_876_543_211
+_ID_MUL_HI = (_ID_MUL << 16) % _ID_SPACE
+#: Largest index the overflow-free affine map below supports (ids beyond are not needed).
+MAX_ID_INDEX = 1 << 38
+
+
+def _id_bytes(index: np.ndarray) -> np.ndarray:
+    """(n, 10) uint8 ASIN-like ids "B0" + 8 base-36 chars, a bijection of ``index``.
+
+    An affine map mod 36**8 with a multiplier coprime to 36 never collides, and it scatters
+    popularity ranks over the id space (byte order ≠ popularity order). The product is split
+    in 16-bit halves so that it is exact in uint64 for any index < :data:`MAX_ID_INDEX`.
+    """
+    i = index.astype(np.uint64)
+    m = np.uint64(_ID_SPACE)
+    code = ((i >> np.uint64(16)) * np.uint64(_ID_MUL_HI)) % m
+    code = (code + (i & np.uint64(0xFFFF)) * np.uint64(_ID_MUL) % m + np.uint64(_ID_ADD)) % m
+    out = np.empty((index.size, 10), dtype=np.uint8)
     out[:, 0] = ord("B")
     out[:, 1] = ord("0")
     for k in range(9, 1, -1):
         out[:, k] = _B36[(code % np.uint64(36)).astype(np.intp)]
         code //= np.uint64(36)
     return out
+
+
+def _product_ids(n: int) -> np.ndarray:
+    return _id_bytes(np.arange(n, dtype=np.uint64))
 
 
 # Small cache: a catalog is ~30 bytes per product (250 MB at 1e8 rows).
@@ -248,6 +266,8 @@ def _block(cat: _Catalog, seed: int, block: int, n: int, with_text: bool) -> dic
     if with_text:
         out["title_len"] = np.minimum(rng.lognormal(np.log(22.0), 0.6, n), 200).astype(np.int32)
         out["text_off"] = rng.integers(0, 1 << 20, 2)
+        # 2023 dump: "asin" is the reviewed variant, "parent_asin" the product (our product_id)
+        out["variant"] = np.where(rng.random(n) < 0.6, 0, rng.integers(1, 4, n)).astype(np.int64)
     return out
 
 
@@ -359,8 +379,9 @@ def _resolve_products(n_rows: int, n_products: int | None) -> int:
     if n_products is None:
         return max(1, round(n_rows / _REVIEWS_PER_PRODUCT))
     if isinstance(n_products, bool) or not isinstance(n_products, (int, np.integer)) \
-            or n_products < 1:
-        raise ValueError(f"n_products must be a positive integer, got {n_products!r}")
+            or not 1 <= n_products <= MAX_ID_INDEX // 4:
+        raise ValueError(f"n_products must be an integer in 1..{MAX_ID_INDEX // 4}, "
+                         f"got {n_products!r}")
     return int(n_products)
 
 
@@ -386,6 +407,10 @@ def _chunks(n_rows: int, seed: int, chunk_rows: int, n_products: int | None,
             # Text is tied to the block, not the chunk, to stay chunk-size independent.
             b["title"] = _stream_strings(b.pop("title_len"), int(b["text_off"][0]))
             b["text"] = _stream_strings(b["text_len"], int(b.pop("text_off")[1]))
+            # Variant ids take indexes past the catalog, so they never equal a parent id.
+            v = b.pop("variant")
+            child = _id_bytes(cat.n_products + b["prod"] * 3 + v - 1)
+            b["asin_bytes"] = np.where((v == 0)[:, None], b["pid_bytes"], child)
         return b
 
     # Blocks are independent (own seed), so threads may draw them in any order: numpy releases
@@ -575,7 +600,8 @@ def _jsonl_lines(cat: _Catalog, cols: dict, flavor: str) -> pa.Array:
         uid = _fixed_width_strings(cols["uid_bytes"])
         parts = [
             '{"rating": ', rating, ', "title": "', cols["title"], '", "text": "', cols["text"],
-            '", "images": [], "asin": "', pid, '", "parent_asin": "', pid, '", "user_id": "', uid,
+            '", "images": [], "asin": "', _fixed_width_strings(cols["asin_bytes"]),
+            '", "parent_asin": "', pid, '", "user_id": "', uid,
             '", "timestamp": ', _str(cols["ts"]), ', "helpful_vote": ', _str(cols["helpful"]),
             ', "verified_purchase": ', verified, "}\n",
         ]

@@ -131,6 +131,11 @@ def test_jsonl_matches_batches(tmp_path, suffix):
                              "user_id", "timestamp", "helpful_vote", "verified_purchase"]
     t = _table(n, 9, with_text=True)
     assert [r["parent_asin"] for r in recs] == t["product_id"].to_pylist()
+    same = np.mean([r["asin"] == r["parent_asin"] for r in recs])
+    assert 0.5 < same < 0.7  # the rest are variants, never another product's parent id
+    assert not {r["asin"] for r in recs if r["asin"] != r["parent_asin"]} \
+        & set(t["product_id"].to_pylist())
+    assert all(len(r["asin"]) == 10 and r["asin"].startswith("B0") for r in recs)
     assert [r["user_id"] for r in recs] == t["user_id"].to_pylist()
     assert [r["timestamp"] for r in recs] == t["timestamp"].cast(pa.int64()).to_pylist()
     assert [r["rating"] for r in recs] == t["rating"].to_pylist()

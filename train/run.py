@@ -74,6 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def device_is_cpu() -> bool:
+    from deepspeed.accelerator import get_accelerator
+    return get_accelerator().device_name() == "cpu"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -113,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
 
     deepspeed.init_distributed()
     rank, world = dist.get_rank(), dist.get_world_size()
+    if not device_is_cpu():  # srun gives each task all GPUs of its node: pick LOCAL_RANK's
+        from deepspeed.accelerator import get_accelerator
+        get_accelerator().set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if device_is_cpu() and "OMP_NUM_THREADS" not in os.environ:
+        # the model's ops are small: on CPU one intra-op thread per rank is fastest (more ranks
+        # scale better than more threads, and threads thrash on a shared machine)
+        torch.set_num_threads(1)
     out = Path(args.out)
     ckpt_dir = out / "checkpoints"
     if rank == 0:

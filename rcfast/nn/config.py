@@ -35,13 +35,16 @@ class TrainConfig:
     before the forecast origin."""
 
     # ---- model ------------------------------------------------------------------------------
-    d_model: int = 64
+    patch_len: int = 4
+    """History weeks per input token (the oldest patch is zero-padded when it does not divide
+    context_length)."""
+    d_model: int = 32
     """Width of the Transformer encoder."""
-    n_layers: int = 3
+    n_layers: int = 2
     """Transformer encoder layers."""
     n_heads: int = 4
     """Attention heads (must divide d_model)."""
-    d_ff: int = 128
+    d_ff: int = 64
     """Hidden width of each layer's feed-forward block."""
     dropout: float = 0.1
     """Dropout in the encoder (training only)."""
@@ -111,6 +114,8 @@ class TrainConfig:
         need(self.d_model >= 1 and self.n_heads >= 1 and self.d_model % self.n_heads == 0,
              f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
         need(self.n_layers >= 1, "n_layers must be >= 1")
+        need(1 <= self.patch_len <= self.context_length,
+             f"patch_len must be in [1, context_length], got {self.patch_len}")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         need(self.lr > 0, f"lr must be > 0, got {self.lr}")
         need(self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")

@@ -8,7 +8,8 @@ computation with rcfast or with each other (only the option checks and the outpu
   windows on the sorted (product, week) keys with ``np.searchsorted`` and group cumulative sums
   (``groupby().rolling()`` would give the same numbers but loops over groups in Python).
 * :func:`panel_polars` — a lazy ``scan_parquet`` query: ``group_by`` aggregation, windows with
-  ``rolling_sum_by(week, "{k}i").over(product)``, lags as differences of two rolling sums.
+  ``rolling_sum_by(key, "{k}i")`` on a (product rank, week) key, lags as differences of two
+  rolling sums.
 * :func:`panel_duckdb` — SQL: a view that classifies rows, a ``GROUP BY`` for the reject counts
   and one for the (product, week) aggregates, then window functions with
   ``RANGE BETWEEN k-1 PRECEDING AND CURRENT ROW`` frames on the integer week.
@@ -50,6 +51,8 @@ EWM_LOG_Q = math.log(1.0 - EWM_ALPHA)
 #: Weeks per EWM rebasing segment: q^-2048 ≈ e^355 stays finite, q^1024 ≈ 1e-77 is negligible.
 EWM_SEGMENT = 1024
 META_KEY = b"rcfast.baseline"
+#: Longest window or lag accepted (weeks): far beyond any data, and keeps packed keys apart.
+MAX_WEEKS = 1_000_000
 _SEG_SHIFT = 2**31  # makes week indices non-negative inside packed int64 keys
 
 
@@ -68,9 +71,9 @@ class _Options:
                 out = tuple(int(v) for v in vals)
             except (TypeError, ValueError):
                 raise ValueError(f"{what} must be positive integers, got {vals!r}") from None
-            if not out or any(v < 1 for v in out) or len(set(out)) != len(out) \
+            if not out or any(not 1 <= v <= MAX_WEEKS for v in out) or len(set(out)) != len(out) \
                     or any(isinstance(v, bool) or float(v) != int(v) for v in vals):
-                raise ValueError(f"{what} must be distinct positive integers, got {vals!r}")
+                raise ValueError(f"{what} must be distinct integers in 1..{MAX_WEEKS}, got {vals!r}")
             return out
 
         until_week = None
@@ -401,17 +404,20 @@ def panel_polars(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
             pl.col("n", *[f"star_{s}" for s in range(1, 6)], "hv", "vt", "vk", "tk",
                    "rsum", "tls").fill_null(0))
     by = "product_id"
-    f = agg.sort(by, "w").with_columns(
+    # Rolling over one global key (product rank · 2^32 + week) instead of `.over(product)`:
+    # same windows, since products are 2^32 - span weeks apart, and 6x faster than running
+    # the rolling kernel once per product.
+    key = pl.col(by).rank("dense").cast(pl.Int64) * (1 << 32) + pl.col("w")
+    f = agg.sort(by, "w").with_columns(key=key).with_columns(
         first=pl.col("w").min().over(by),
         cum_n=pl.col("n").cum_sum().over(by),
         cum_r=pl.col("rsum").cum_sum().over(by),
         prev=pl.when(pl.col("n") > 0).then(pl.col("w")).shift(1).forward_fill().over(by),
-        **{f"n_r{k}": pl.col("n").rolling_sum_by("w", f"{k}i").over(by) for k in opts.windows},
-        **{f"rs_r{k}": pl.col("rsum").rolling_sum_by("w", f"{k}i").over(by)
-           for k in opts.windows},
+        **{f"n_r{k}": pl.col("n").rolling_sum_by("key", f"{k}i") for k in opts.windows},
+        **{f"rs_r{k}": pl.col("rsum").rolling_sum_by("key", f"{k}i") for k in opts.windows},
         # n at week w-L = (sum over weeks w-L..w) - (sum over w-L+1..w)
-        **{f"lag{L}": pl.col("n").rolling_sum_by("w", f"{L + 1}i").over(by)
-           - pl.col("n").rolling_sum_by("w", f"{L}i").over(by) for L in opts.lags},
+        **{f"lag{L}": pl.col("n").rolling_sum_by("key", f"{L + 1}i")
+           - pl.col("n").rolling_sum_by("key", f"{L}i") for L in opts.lags},
     )
     seg = pl.col("w") // EWM_SEGMENT
     x = (pl.col("w") - pl.col("seg") * EWM_SEGMENT).cast(pl.Float64)
@@ -421,13 +427,14 @@ def panel_polars(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
     seg_tot = f.group_by(by, "seg").agg(prev_tot=pl.col("term").sum()).with_columns(
         seg=pl.col("seg") + 1)
     f = f.with_columns(s_cum=pl.col("term").cum_sum().over(by, "seg")).join(
-        seg_tot, on=[by, "seg"], how="left").with_columns(pl.col("prev_tot").fill_null(0.0))
+        seg_tot, on=[by, "seg"], how="left", maintain_order="left",
+    ).with_columns(pl.col("prev_tot").fill_null(0.0))
 
     def ratio(num: str, den: str) -> pl.Expr:
         return pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den))
 
     x = (pl.col("w") - pl.col("seg") * EWM_SEGMENT).cast(pl.Float64)
-    out = f.sort(by, "w").select(
+    out = f.select(  # still in (product, week) order: the join kept the left order
         pl.col(by),
         week_start=(pl.col("w") * 7 - 3).cast(pl.Int32).cast(pl.Date),
         n_reviews=pl.col("n").cast(pl.Int32),

@@ -490,3 +490,128 @@ def test_many_blocks_and_workers_same_result(tmp_path):
         outs.append(read_out(out).sort_by([("user_id", "ascending")]))
     assert outs[0].equals(outs[1])
     assert summary(tmp_path / "o0")["quarantined"] == {"malformed_json": 31}
+
+
+def test_truncated_zstd_and_bz2_tails(tmp_path):
+    lines = [line2023(i) for i in range(12000)]
+    raw = "".join(ln + "\n" for ln in lines).encode()
+    for name, data in (("t.jsonl.zst", zstandard.ZstdCompressor().compress(raw)),
+                       ("t.jsonl.bz2", bz2.compress(raw))):  # bz2: several 900 kB blocks
+        src = tmp_path / name
+        src.write_bytes(data[: len(data) * 2 // 3])
+        out = tmp_path / ("o-" + name)
+        assert run([str(src), "-o", str(out)]) == 0
+        s = summary(out)
+        check_accounting(s)
+        assert s["files"][0]["stream_error"]
+        assert s["rows_written"] > 100
+        kept = sorted(int(u[1:]) for u in read_out(out).column("user_id").to_pylist())
+        assert kept == list(range(len(kept)))  # a clean prefix of the file, nothing skipped
+        assert s["quarantined"].get("truncated_stream", 0) <= 1
+
+
+def test_undecodable_and_empty_files_do_not_stop_the_run(tmp_path):
+    good = tmp_path / "good.jsonl"
+    write_lines(good, [line2023(i) for i in range(10)])
+    broken = tmp_path / "broken.jsonl.bz2"
+    broken.write_bytes(bz2.compress(good.read_bytes())[:40])  # no complete bz2 block
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    assert run([str(good), str(broken), str(empty), "-o", str(out)]) == 0
+    s = summary(out)
+    check_accounting(s)
+    assert s["rows_written"] == 10
+    by_name = {pathlib.Path(f["path"]).name: f for f in s["files"]}
+    assert by_name["broken.jsonl.bz2"]["stream_error"]
+    assert by_name["broken.jsonl.bz2"]["lines_read"] == 0
+    assert by_name["empty.jsonl"]["lines_read"] == 0
+
+
+def test_concatenated_gzip_members(tmp_path):
+    a = gzip.compress("".join(line2023(i) + "\n" for i in range(10)).encode())
+    b = gzip.compress("".join(line2023(i) + "\n" for i in range(10, 25)).encode())
+    src = tmp_path / "cat.jsonl.gz"
+    src.write_bytes(a + b)
+    out = tmp_path / "out"
+    assert run([str(src), "-o", str(out)]) == 0
+    assert summary(out)["rows_written"] == 25 and not summary(out)["files"][0]["stream_error"]
+
+
+def test_scanner_and_pyarrow_paths_agree(tmp_path):
+    """The Numba scanner (default) and pyarrow (--keep-text) give the same normalized rows."""
+    lines = [line2023(i, text=t) for i, t in enumerate(
+        ["plain", "caf\u00e9", "\U0001F600 emoji", "tab\tand\nnewline", "quote \" back \\ slash",
+         "", "x" * 5000, "\u2028 sep", "中文评论", "a\u0301 combining"])]
+    lines.append(json.dumps({**json.loads(line2023(20)), "text": None}))
+    lines.append(line2023(21).replace('"text": "', '"text": "\\u00e9\\ud83d\\ude00 '))
+    lines.append(json.dumps({**json.loads(line2023(22)), "rating": 3, "helpful_vote": 12}))
+    src = tmp_path / "a.jsonl"
+    write_lines(src, lines + lines)  # and each line twice: duplicates must match too
+    o1, o2 = tmp_path / "o1", tmp_path / "o2"
+    assert run([str(src), "-o", str(o1)]) == 0
+    assert run([str(src), "-o", str(o2), "--keep-text"]) == 0
+    t1, t2 = read_out(o1), read_out(o2)
+    assert t1.equals(t2.drop_columns(["text"]))
+    assert summary(o1)["duplicates"] == summary(o2)["duplicates"] == len(lines)
+    lens = {r["user_id"]: r["text_len"] for r in t1.to_pylist()}
+    assert lens["U0000002"] == len("\U0001F600 emoji") and lens["U0000020"] is None
+    assert lens["U0000021"] == len(json.loads(lines[-2])["text"])
+
+
+def test_combine_then_weekly(tmp_path):
+    weekly = pytest.importorskip("rcfast.weekly")
+    synth = pytest.importorskip("rcfast.synth")
+    src = tmp_path / "Toys.jsonl.gz"
+    synth.write_jsonl(src, 3000, seed=3)
+    out = tmp_path / "combined"
+    assert run([str(src), "-o", str(out)]) == 0
+    panel = tmp_path / "panel"
+    assert weekly.main([str(out), "-o", str(panel)]) == 0
+    p = ds.dataset(panel, format="parquet").to_table()
+    assert pc.sum(p["n_reviews"]).as_py() == summary(out)["rows_written"]
+
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover
+    given = None
+
+if given is not None:
+
+    @settings(max_examples=25, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        damage=st.lists(st.tuples(st.integers(0, 199), st.sampled_from(
+            ["cut", "utf8", "blank", "dup", "norating", "badts", "garbage"])), max_size=25),
+        block=st.sampled_from(["0.002", "0.05", "16"]),
+    )
+    def test_accounting_always_holds(tmp_path_factory, damage, block):
+        lines: list[bytes] = [line2023(i).encode() for i in range(200)]
+        for i, kind in damage:
+            if kind == "cut":
+                lines[i] = lines[i][: len(lines[i]) // 3]
+            elif kind == "utf8":
+                lines[i] = lines[i].replace(b"review", b"rev\xc3\x28iew", 1)
+            elif kind == "blank":
+                lines[i] = b"   "
+            elif kind == "dup":
+                lines[i] = lines[(i + 1) % 200]
+            elif kind == "norating":
+                lines[i] = lines[i].replace(b'"rating": 5.0, ', b"")
+            elif kind == "badts":
+                lines[i] = lines[i].replace(b'"timestamp": ', b'"timestamp": "x', 1)
+            else:
+                lines[i] = b"}{"
+        tmp = tmp_path_factory.mktemp("acc")
+        src = tmp / "h.jsonl"
+        write_lines(src, lines)
+        out = tmp / "out"
+        assert run([str(src), "-o", str(out), "--block-size", block]) == 0
+        s = summary(out)
+        check_accounting(s)
+        non_blank = sum(1 for ln in lines if ln.strip())
+        assert s["lines_read"] == non_blank
+        assert read_out(out).num_rows == s["rows_written"]
+        assert len(quarantine(out)) == s["quarantined_total"]

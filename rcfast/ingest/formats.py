@@ -203,6 +203,10 @@ def make_plan(
     json_sample_schema: pa.Schema | None = None,
 ) -> Plan:
     fmt = det.format
+    if fmt == "empty":  # no records will come; any JSON plan reads nothing
+        return Plan(fmt, "json", {k: list(v) for k, v in _KNOWN_JSON["amazon2023"]["sources"]
+                                  .items()}, "ms", category or file_category, keep_text,
+                    json_schema=pa.schema(_KNOWN_JSON["amazon2023"]["schema"]))
     if fmt in _KNOWN_JSON:
         spec = _KNOWN_JSON[fmt]
         sources = {k: list(v) for k, v in spec["sources"].items()}

@@ -255,9 +255,11 @@ def detect_format(path: str, forced: str | None, mapping: dict[str, str]) -> Det
     if len(lines) > 1 and not head.endswith(b"\n"):
         lines = lines[:-1]
     if not lines:
+        # nothing decodable (an empty file, or a compressed stream broken before its first
+        # line): not worth stopping a run over; it shows up with 0 lines in the summary
         if forced:
             return Detected(path, forced, comp, delimiter="\t" if forced == "tsv" else ",")
-        raise InputError(f"{path}: empty file (give --format to accept it)")
+        return Detected(path, "empty", comp)
     first = lines[0].lstrip()
     is_json = first.startswith(b"{")
     if forced in JSON_FORMATS or (forced is None and is_json):

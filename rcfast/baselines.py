@@ -36,8 +36,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["panel_pandas", "panel_polars", "panel_duckdb", "TOOLS", "output_schema",
-           "baseline_info", "REJECT_REASONS"]
+__all__ = [
+    "REJECT_REASONS",
+    "TOOLS",
+    "baseline_info",
+    "output_schema",
+    "panel_duckdb",
+    "panel_pandas",
+    "panel_polars",
+]
 
 REJECT_REASONS = ("null_product_id", "null_timestamp", "timestamp_out_of_range", "null_rating",
                   "rating_out_of_range", "after_until")

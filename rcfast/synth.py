@@ -449,7 +449,6 @@ def _chunks(n_rows: int, seed: int, chunk_rows: int, n_products: int | None,
 
 
 def _to_batch(cat: _Catalog, cols: dict[str, np.ndarray], with_text: bool) -> pa.RecordBatch:
-    prod = cols["prod"]
     cat_names = pa.array([c[0] for c in _CATEGORIES], pa.string())
     arrays = [
         _fixed_width_strings(cols["pid_bytes"]),

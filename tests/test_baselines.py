@@ -7,9 +7,11 @@ import math
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rcfast import baselines as B
 from rcfast import synth
@@ -163,14 +165,14 @@ def test_edge_cases_sparse(edge_path):
     for g, n in [(1, 1), (3, 1), (60, 2), (1, 1)]:
         e = (1 - q) * n + q**g * e
     assert math.isclose(gaps[-1]["n_reviews_ewm"], e, rel_tol=1e-12)
-    solo = [r for r in rows if r["product_id"] == "solo"][0]
+    solo = next(r for r in rows if r["product_id"] == "solo")
     assert solo["rating_std"] == 0.0 and solo["n_reviews_r52"] == 1
     assert solo["n_reviews_lag4"] is None and solo["weeks_since_prev"] is None
 
 
 @pytest.mark.parametrize("until", [None, "2021-06-13"])
 def test_edge_cases_dense_custom_windows(edge_path, until):
-    kw = dict(windows=(1, 3), lags=(1, 3, 60), dense=True, until=until)
+    kw = {"windows": (1, 3), "lags": (1, 3, 60), "dense": True, "until": until}
     out = run_all(edge_path, **kw)
     check_naive(edge_path, out["pandas"], **kw)
     t = out["pandas"]
@@ -277,8 +279,6 @@ def test_bench_weekly_small(tmp_path, monkeypatch, capsys):
 # ----------------------------------------------------------------------------------------------
 # random small inputs
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _WEEK0 = ms_of("2020-01-06T00:00:00")
 _row = st.tuples(
@@ -310,7 +310,7 @@ def test_random_inputs_agree(tmp_path_factory, rows, dense, windows, lags):
     })
     path = tmp_path_factory.mktemp("h") / "h.parquet"
     pq.write_table(table, path)
-    kw = dict(windows=windows, lags=lags, dense=dense)
+    kw = {"windows": windows, "lags": lags, "dense": dense}
     out = run_all(path, **kw)
     check_naive(path, out["duckdb"], **kw)
 

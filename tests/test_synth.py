@@ -84,8 +84,8 @@ def test_distributions(big):
 def test_n_products_and_bad_input():
     t = _table(10_000, 0, n_products=50)
     assert pc.count_distinct(t["product_id"]).as_py() <= 50
-    for bad in (dict(n_rows=-1), dict(n_rows=1.5), dict(n_rows=10, chunk_rows=0),
-                dict(n_rows=10, n_products=0), dict(n_rows=10, seed=-1)):
+    for bad in ({"n_rows": -1}, {"n_rows": 1.5}, {"n_rows": 10, "chunk_rows": 0},
+                {"n_rows": 10, "n_products": 0}, {"n_rows": 10, "seed": -1}):
         with pytest.raises(ValueError):
             list(synth.generate_batches(**bad))
     assert list(synth.generate_batches(0)) == []

@@ -61,8 +61,8 @@ emit_result(compute_s=compute_s, rows={rows}, panel_rows=_pq.ParquetFile(out).me
 
 _TOOL_CODE = {
     "rcfast": ("from rcfast.weekly import main",
-               "rc = main([path, '-o', out, '--quiet'] + (['--dense'] if {dense} else []))\n"
-               "if rc:\n    sys.exit(rc)"),
+               ("rc = main([path, '-o', out, '--quiet'] + (['--dense'] if {dense} else []))\n"
+                "if rc:\n    sys.exit(rc)")),
     "pandas": ("import pandas, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_pandas",
                "pq.write_table(panel_pandas(path, dense={dense}), out)"),
     "polars": ("import polars, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_polars",
@@ -286,11 +286,11 @@ def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float
 def format_table(report: Report) -> str:
     m = report.machine
     lines = [f"weekly panel ({report.mode}), windows 4,12,52, lags 1,2,4",
-             f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
-             f"{m['ram_gb']} GiB RAM, {m['os']}",
+             (f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
+              f"{m['ram_gb']} GiB RAM, {m['os']}"),
              "",
-             f"| {'tool':7s} | {'rows':>12s} | {'wall s':>8s} | {'compute s':>9s} | "
-             f"{'peak RSS GB':>11s} | {'× rcfast':>8s} | agrees |",
+             (f"| {'tool':7s} | {'rows':>12s} | {'wall s':>8s} | {'compute s':>9s} | "
+              f"{'peak RSS GB':>11s} | {'× rcfast':>8s} | agrees |"),
              "| " + " | ".join(["-" * 7, "-" * 12, "-" * 8, "-" * 9, "-" * 11, "-" * 8, "------"])
              + " |"]
     base = {r.rows: r.compute_s for r in report.results if r.tool == "rcfast" and r.ok}

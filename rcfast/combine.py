@@ -58,10 +58,10 @@ __all__ = ["combine", "main", "InputError", "StrictFailure", "PARTITIONING_KEY"]
 
 #: Parquet key-value metadata key describing the partitioning (JSON).
 PARTITIONING_KEY = "rcfast.partitioning"
-DEFAULT_BLOCK_BYTES = 16 << 20
+DEFAULT_BLOCK_BYTES = 8 << 20
 # Input bytes (uncompressed estimate) per output partition under --partitions auto: a partition
 # is read back whole at the end, so this bounds the finalize memory whatever the input size.
-_AUTO_BYTES_PER_PARTITION = 1 << 30
+_AUTO_BYTES_PER_PARTITION = 256 << 20
 _COMPRESSION_RATIO = {"gzip": 4, "zstd": 5, "bz2": 6, None: 1}
 
 
@@ -310,7 +310,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
 
     try:
         results: list[BlockResult] = run_blocks(
-            [make_reader(i) for i in range(len(paths))], workers, max(2, 2 * workers), stop
+            [make_reader(i) for i in range(len(paths))], workers, workers + 2, stop
         )
     finally:
         spill.close()
@@ -422,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--keep-duplicates", action="store_true",
                     help="keep exact duplicates (same user, product, timestamp and text)")
     ap.add_argument("--partitions", default="auto", metavar="N|auto",
-                    help="number of output files (default auto: 16, more for inputs over ~16 GB)")
+                    help="number of output files (default auto: 16, more for inputs over ~4 GB "
+                    "uncompressed, so that one partition stays small)")
     ap.add_argument("--workers", type=int, default=None,
                     help="worker threads (default: the CPUs this process may use)")
     ap.add_argument("--category", default=None,
@@ -431,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="unit of numeric timestamps in CSV/TSV/Parquet/generic JSON (default: "
                     "by format; auto = seconds below 1e11, else milliseconds)")
     ap.add_argument("--block-size", type=float, default=DEFAULT_BLOCK_BYTES / 2**20,
-                    metavar="MiB", help="decompressed bytes per parse block (default 16)")
+                    metavar="MiB", help="decompressed bytes per parse block (default 8)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("-q", "--quiet", action="store_true", help="no summary table")
     return ap

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 SUBCOMMANDS: dict[str, str] = {
     "weekly": "rcfast.bench.weekly:main",
+    "combine": "rcfast.bench.combine:main",
 }
 
 

@@ -23,71 +23,88 @@ from rcfast.bench._harness import Measurement, run_measured
 
 TOOLS = ("rcfast", "polars", "duckdb", "pyarrow", "pandas")
 
-_PRELUDE = textwrap.dedent(
+FIELDS_2023 = ["parent_asin", "user_id", "timestamp", "rating", "helpful_vote",
+               "verified_purchase"]
+
+
+def run_rcfast(src: str, out: str, workers: int = 0) -> int:
+    from rcfast.combine import combine
+
+    s = combine([src], os.path.join(out, "ds"), progress=False, workers=workers or None)
+    return int(s["rows_written"])
+
+
+def run_polars(src: str, out: str, workers: int = 0) -> int:
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    path = os.path.join(out, "out.parquet")
+    pl.scan_ndjson(src).select(
+        *[pl.col(c) for c in FIELDS_2023], pl.col("text").str.len_chars().alias("text_len")
+    ).sink_parquet(path)
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def run_duckdb(src: str, out: str, workers: int = 0) -> int:
+    import duckdb
+    import pyarrow.parquet as pq
+
+    path = os.path.join(out, "out.parquet")
+    cols = ", ".join(f'"{c}"' for c in FIELDS_2023)
+    duckdb.connect().execute(
+        f"COPY (SELECT {cols}, length(text) AS text_len FROM read_json('{src}', "
+        f"format='newline_delimited')) TO '{path}' (FORMAT parquet)"
+    )
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def run_pyarrow(src: str, out: str, workers: int = 0) -> int:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    t = pj.read_json(pa.input_stream(src, compression="gzip" if src.endswith(".gz") else None))
+    t = t.select(FIELDS_2023).append_column("text_len", pc.utf8_length(t["text"]))
+    pq.write_table(t, os.path.join(out, "out.parquet"))
+    return t.num_rows
+
+
+def run_pandas(src: str, out: str, workers: int = 0) -> int:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    w = None
+    n = 0
+    for ch in pd.read_json(src, lines=True, chunksize=200_000):
+        df = ch[FIELDS_2023].copy()
+        df["text_len"] = ch["text"].str.len()
+        t = pa.Table.from_pandas(df, preserve_index=False)
+        if w is None:
+            w = pq.ParquetWriter(os.path.join(out, "out.parquet"), t.schema)
+        w.write_table(t)
+        n += len(df)
+    if w is not None:
+        w.close()
+    return n
+
+
+RUNNERS = {"rcfast": run_rcfast, "polars": run_polars, "duckdb": run_duckdb,
+           "pyarrow": run_pyarrow, "pandas": run_pandas}
+
+_CHILD = textwrap.dedent(
     """
-    import time, sys, os, shutil
+    import os, shutil, time
     from rcfast.bench._harness import emit_result
-    SRC, OUT = {src!r}, {out!r}
-    shutil.rmtree(OUT, ignore_errors=True)
-    os.makedirs(OUT, exist_ok=True)
+    from rcfast.bench.combine import RUNNERS
+    shutil.rmtree({out!r}, ignore_errors=True)
+    os.makedirs({out!r})
     t0 = time.perf_counter()
+    rows = RUNNERS[{tool!r}]({src!r}, {out!r}, {workers!r})
+    emit_result(seconds=time.perf_counter() - t0, rows=rows)
     """
 )
-
-_CODE = {
-    "rcfast": """
-from rcfast.combine import combine
-s = combine([SRC], OUT + "/ds", progress=False, workers={workers})
-emit_result(seconds=time.perf_counter() - t0, rows=s["rows_written"],
-            quarantined=s["quarantined_total"])
-""",
-    "polars": """
-import polars as pl
-q = pl.scan_ndjson(SRC).select(
-    pl.col("parent_asin"), pl.col("user_id"), pl.col("timestamp"), pl.col("rating"),
-    pl.col("helpful_vote"), pl.col("verified_purchase"),
-    pl.col("text").str.len_chars().alias("text_len"))
-q.sink_parquet(OUT + "/out.parquet")
-import pyarrow.parquet as pq
-emit_result(seconds=time.perf_counter() - t0,
-            rows=pq.ParquetFile(OUT + "/out.parquet").metadata.num_rows)
-""",
-    "duckdb": """
-import duckdb
-con = duckdb.connect()
-con.execute(f'''COPY (SELECT parent_asin, user_id, "timestamp", rating, helpful_vote,
-    verified_purchase, length(text) AS text_len
-    FROM read_json('{{SRC}}', format='newline_delimited'))
-    TO '{{OUT}}/out.parquet' (FORMAT parquet)''')
-import pyarrow.parquet as pq
-emit_result(seconds=time.perf_counter() - t0,
-            rows=pq.ParquetFile(OUT + "/out.parquet").metadata.num_rows)
-""",
-    "pyarrow": """
-import pyarrow as pa, pyarrow.json as pj, pyarrow.parquet as pq, pyarrow.compute as pc
-t = pj.read_json(pa.input_stream(SRC, compression="gzip"))
-t = t.select(["parent_asin", "user_id", "timestamp", "rating", "helpful_vote",
-              "verified_purchase"]).append_column("text_len", pc.utf8_length(t["text"]))
-pq.write_table(t, OUT + "/out.parquet")
-emit_result(seconds=time.perf_counter() - t0, rows=t.num_rows)
-""",
-    "pandas": """
-import pandas as pd, pyarrow as pa, pyarrow.parquet as pq
-w = None
-n = 0
-for ch in pd.read_json(SRC, lines=True, chunksize=200_000, compression="gzip"):
-    df = ch[["parent_asin", "user_id", "timestamp", "rating", "helpful_vote",
-             "verified_purchase"]].copy()
-    df["text_len"] = ch["text"].str.len()
-    t = pa.Table.from_pandas(df, preserve_index=False)
-    if w is None:
-        w = pq.ParquetWriter(OUT + "/out.parquet", t.schema)
-    w.write_table(t)
-    n += len(df)
-w.close()
-emit_result(seconds=time.perf_counter() - t0, rows=n)
-""",
-}
 
 
 def dataset_path(workdir: pathlib.Path, rows: int, seed: int) -> pathlib.Path:
@@ -125,7 +142,7 @@ def make_malformed(src: pathlib.Path, dst: pathlib.Path) -> dict[str, int]:
 
 def run_tool(tool: str, src: pathlib.Path, out: pathlib.Path, workers: int,
              timeout: float) -> Measurement:
-    code = _PRELUDE.format(src=str(src), out=str(out)) + _CODE[tool].format(workers=workers)
+    code = _CHILD.format(tool=tool, src=str(src), out=str(out), workers=workers)
     return run_measured(tool, code, timeout=timeout)
 
 
@@ -196,9 +213,12 @@ def main(argv: list[str] | None = None) -> int:
                 m = run_tool(tool, bad, pathlib.Path(tmp) / (tool + "-bad"), args.workers or 0,
                              args.timeout)
                 ok = m.returncode == 0 and m.result.get("rows") is not None
-                msg = (f"finished, {m.result['rows']:,} rows kept"
-                       + (f", {m.result['quarantined']:,} lines quarantined"
-                          if "quarantined" in m.result else "")) if ok else \
+                summ = pathlib.Path(tmp) / (tool + "-bad") / "ds" / "_summary.json"
+                extra = ""
+                if ok and summ.exists():
+                    q = json.loads(summ.read_text())["quarantined"]
+                    extra = ", quarantined: " + ", ".join(f"{k} {v}" for k, v in q.items())
+                msg = f"finished, {m.result['rows']:,} rows kept{extra}" if ok else \
                     "stopped with an error: " + \
                     (m.stderr_tail.strip().splitlines() or ["?"])[-1][:100]
                 print(f"{tool:<8} {msg}")

@@ -239,6 +239,16 @@ def test_bench_dispatch(capsys):
     assert main(["weekly", "--rows", "0"]) == 2
 
 
+def test_bench_skips_missing_rcfast(monkeypatch, capsys):
+    from rcfast.bench import weekly
+
+    monkeypatch.setattr(weekly, "rcfast_available", lambda: "rcfast.weekly is not installed yet")
+    assert weekly.main(["--rows", "100", "--tools", "rcfast"]) == 2
+    err = capsys.readouterr().err
+    assert "skipping rcfast: rcfast.weekly is not installed yet" in err
+    assert "no tool left" in err
+
+
 def test_compare_panels(tmp_path, edge_path):
     from rcfast.bench.weekly import compare_panels
 
@@ -262,10 +272,14 @@ def test_bench_weekly_small(tmp_path, monkeypatch, capsys):
     from rcfast.bench import weekly
 
     monkeypatch.setenv("RCFAST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(weekly, "FULL_CHECK_ROWS", 100)  # exercise the sampled comparison
+    monkeypatch.setattr(weekly, "SAMPLE_PRODUCTS", 10)
     rc = weekly.main(["--rows", "3000", "--tools", "polars,duckdb", "--json",
                       str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert rc == 0, out
+    assert "checked against polars on a sample of 10 products" in captured.err
     assert "| polars" in out and "| duckdb" in out and "machine:" in out
     import json
 

@@ -368,6 +368,7 @@ def test_bad_usage_exit_2(tmp_path, capsys):
     unknown = tmp_path / "u.csv"
     unknown.write_text("a,b,c\n1,2,3\n")
     assert run([str(unknown), "-o", str(tmp_path / "o")]) == 2
+    assert run([str(src), "-o", str(tmp_path / "o"), "--map", "rating=stars_typo"]) == 2
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("x")
@@ -615,3 +616,31 @@ if given is not None:
         assert s["lines_read"] == non_blank
         assert read_out(out).num_rows == s["rows_written"]
         assert len(quarantine(out)) == s["quarantined_total"]
+
+
+def test_csv_bad_rows_and_quoted_newlines(tmp_path):
+    def row(i: int, text: str = "fine text") -> str:
+        return f'R{i},B{i % 3},"Name ""Nick"" {i}","[{i}, {i + 1}]","{text}",{1 + i % 5}.0,' \
+               f'sum,{1_300_000_000 + i * 86400},"01 1, 2011"'
+
+    rows = [row(i) for i in range(60)]
+    rows[5] = row(5, "line one\nline two")  # a quoted newline: one record over two lines
+    rows[10] = "R10,B1,only,three"  # wrong column count
+    rows[20] = row(20).replace(",5.0,", ",9.0,").replace(",1.0,", ",9.0,")  # rating 9
+    rows[30] = row(30).replace("fine", "fi\xffne")
+    raw = "\n".join(rows).encode("utf-8", errors="surrogateescape")
+    raw = raw.replace("fi\xffne".encode("utf-8"), b"fi\xffne")
+    src = tmp_path / "legacy.csv.gz"
+    src.write_bytes(gzip.compress(raw + b"\n"))
+    out = tmp_path / "out"
+    assert run([str(src), "-o", str(out), "--block-size", "0.001"]) == 0
+    s = summary(out)
+    check_accounting(s)
+    assert s["files"][0]["format"] == "amazon2014-csv"
+    got = {r["line"]: r["reason"] for r in quarantine(out)}
+    # physical line numbers: record 5 spans lines 6-7, so record i > 5 starts on line i + 2
+    assert got == {12: "bad_csv_row", 22: "rating_out_of_range", 32: "invalid_utf8"}
+    t = read_out(out)
+    assert t.num_rows == 57
+    r5 = {r["user_id"]: r for r in t.to_pylist()}["R5"]
+    assert r5["text_len"] == len("line one\nline two") and r5["helpful_votes"] == 5

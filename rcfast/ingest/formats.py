@@ -203,6 +203,14 @@ def make_plan(
     json_sample_schema: pa.Schema | None = None,
 ) -> Plan:
     fmt = det.format
+    known_cols = det.columns if fmt in ("amazon2014-csv", "csv", "tsv") else det.sample_keys
+    if fmt in _KNOWN_JSON or fmt == "amazon2014-csv":
+        for f, col in mapping.items():
+            if known_cols and col not in known_cols:
+                raise InputError(
+                    f"{det.path}: --map {f}={col}: no column {col!r} in the file's first lines "
+                    f"(seen: {', '.join(known_cols[:30])})"
+                )
     if fmt == "empty":  # no records will come; any JSON plan reads nothing
         return Plan(fmt, "json", {k: list(v) for k, v in _KNOWN_JSON["amazon2023"]["sources"]
                                   .items()}, "ms", category or file_category, keep_text,

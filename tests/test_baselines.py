@@ -274,7 +274,7 @@ def test_bench_weekly_small(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RCFAST_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(weekly, "FULL_CHECK_ROWS", 100)  # exercise the sampled comparison
     monkeypatch.setattr(weekly, "SAMPLE_PRODUCTS", 10)
-    rc = weekly.main(["--rows", "3000", "--tools", "polars,duckdb", "--json",
+    rc = weekly.main(["--rows", "3000", "--tools", "polars,duckdb", "--repeat", "2", "--json",
                       str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
     captured = capsys.readouterr()
     out = captured.out

@@ -143,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     micro, gas = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
     global_batch = micro * gas * world
     pt = panel.tensors(device)  # values + offsets on the device: batches are built there
+    if pt.device.type != "cpu":  # and origins are drawn there too
+        sampler = OriginSampler(panel, context_length=L, horizon=H,
+                                last_origin=split.train_last_origin,
+                                min_history=cfg.min_history, power=cfg.sample_power,
+                                seed=cfg.seed, device=device)
     torch.manual_seed(cfg.seed + 1 + rank)  # dropout stream of this rank
 
     # ---- resume --------------------------------------------------------------------------------

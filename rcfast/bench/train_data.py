@@ -108,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (per-sample path)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads for both paths (1: fair on a shared machine)")
     p.add_argument("--json", help="write the figures here")
     a = p.parse_args(argv)
     import torch
+    torch.set_num_threads(a.threads)
 
     with tempfile.TemporaryDirectory(prefix="rcfast-train-data-") as tmp:
         panel_path = Path(a.panel) if a.panel else build_panel(a.rows, a.seed, Path(tmp))

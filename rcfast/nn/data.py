@@ -167,6 +167,23 @@ def read_panel(path: str | os.PathLike[str], *, end_week: str | int | None = Non
     else:
         rating = np.zeros_like(count)
 
+    return panel_from_arrays(product_ids, code, week, count, rating, end_week=end_week,
+                             min_weeks=min_weeks, keep_weeks=keep_weeks, source=str(p))
+
+
+def panel_from_arrays(product_ids: np.ndarray, code: np.ndarray, week: np.ndarray,
+                      count: np.ndarray, rating: np.ndarray | None = None, *,
+                      end_week: str | int | None = None, min_weeks: int = 1,
+                      keep_weeks: int = 0, source: str = "arrays") -> Panel:
+    """Build a :class:`Panel` from sparse rows (product code, week index, count, rating)."""
+    p = source
+    code = np.asarray(code, dtype=np.int64)
+    week = np.asarray(week, dtype=np.int64)
+    count = np.asarray(count, dtype=np.float64)
+    rating = np.zeros_like(count) if rating is None else np.asarray(rating, dtype=np.float64)
+    product_ids = np.asarray(product_ids, dtype=object)
+    if len(code) == 0:
+        raise PanelError(f"panel {p} is empty (0 rows)")
     srt = np.lexsort((week, code))
     if not (np.all(np.diff(code) >= 0) and np.all(srt == np.arange(len(srt)))):
         code, week, count, rating = code[srt], week[srt], count[srt], rating[srt]
@@ -246,7 +263,8 @@ class OriginSampler:
     """Draws (product, origin) pairs in bulk; step ``s``'s batch depends on (seed, s) only."""
 
     def __init__(self, panel: Panel, *, context_length: int, horizon: int, last_origin: int,
-                 min_history: int = 1, power: float = 1.0, seed: int = 0) -> None:
+                 min_history: int = 1, power: float = 1.0, seed: int = 0,
+                 device: str | torch.device = "cpu") -> None:
         # with the whole history stored, an origin needs min_history weeks since the first
         # review (earlier weeks are zeros); with a truncated store, all L weeks must be held.
         first_origin = panel.first_week + min_history
@@ -264,14 +282,15 @@ class OriginSampler:
         tot = np.bincount(panel.code[tr], weights=panel.count[tr], minlength=panel.n_products)
         span = np.maximum(last_origin - panel.first_week, 1)
         w = n_orig * (1.0 + tot / span) ** power
-        self.weights = torch.from_numpy(w / w.sum())
-        self.first_origin = torch.from_numpy(first_origin.astype(np.int64))
-        self.n_origins = torch.from_numpy(n_orig.astype(np.int64))
+        self.device = torch.device(device)
+        self.weights = torch.from_numpy(w / w.sum()).to(self.device)
+        self.first_origin = torch.from_numpy(first_origin.astype(np.int64)).to(self.device)
+        self.n_origins = torch.from_numpy(n_orig.astype(np.int64)).to(self.device)
         self.seed = int(seed)
         self.n_windows = int(n_orig.sum())
 
     def generator(self, step: int) -> torch.Generator:
-        g = torch.Generator()
+        g = torch.Generator(device=self.device)
         g.manual_seed((self.seed * 1_000_003 + step * 7919 + 12345) % (2**63 - 1))
         return g
 
@@ -279,7 +298,7 @@ class OriginSampler:
         """``n`` windows for global step ``step``: (product [n], origin [n]) int64 tensors."""
         g = self.generator(step)
         prod = torch.multinomial(self.weights, n, replacement=True, generator=g)
-        u = torch.rand(n, generator=g, dtype=torch.float64)
+        u = torch.rand(n, generator=g, dtype=torch.float64, device=self.device)
         off = (u * self.n_origins[prod]).long().clamp_max(self.n_origins[prod] - 1)
         return prod, self.first_origin[prod] + off
 

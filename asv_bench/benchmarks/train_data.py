@@ -1,0 +1,57 @@
+"""asv: windows/s of the training data path, vectorized gather vs per-sample Dataset.
+
+``track_windows_per_s`` reports windows per second (higher is better) for both paths on the same
+panel and origins; ``time_*`` time one batch of 1024 windows. The per-sample path is the
+``torch.utils.data.Dataset`` + ``DataLoader`` one writes first (:class:`PerSampleWindowDataset`);
+the gather path is what ``train/run.py`` uses. Needs the ``train`` extra (torch).
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+BATCH = 1024
+
+
+class TrainData:
+    params = [["gather", "per_sample"]]
+    param_names = ["path"]
+    timeout = 600
+    unit = "windows/s"
+
+    def setup_cache(self):
+        from rcfast.bench.train_data import build_panel
+        d = Path(tempfile.mkdtemp(prefix="rcfast-asv-train-"))
+        panel = build_panel(300_000, 0, d)
+        keep = Path(tempfile.gettempdir()) / "rcfast-asv-train-panel.parquet"
+        shutil.copy(panel, keep)
+        shutil.rmtree(d, ignore_errors=True)
+        return str(keep)
+
+    def setup(self, panel_path, path):
+        import torch
+        torch.set_num_threads(1)
+        from rcfast.bench.train_data import prepare
+        from rcfast.nn.data import PerSampleWindowDataset, make_batch
+        self.panel, self.sampler = prepare(Path(panel_path))
+        self.pt = self.panel.tensors()
+        self.make_batch = make_batch
+        prod, origin = self.sampler.sample(0, BATCH)
+        self.ds = PerSampleWindowDataset(self.panel, prod.numpy(), origin.numpy(), 52, 4)
+        self.loader = torch.utils.data.DataLoader(self.ds, batch_size=BATCH, shuffle=True)
+        self.make_batch(self.pt, *self.sampler.sample(1, BATCH), 52, 4)  # warm-up
+
+    def time_batch_of_1024(self, panel_path, path):
+        if path == "gather":
+            self.make_batch(self.pt, *self.sampler.sample(2, BATCH), 52, 4)
+        else:
+            for _ in self.loader:
+                pass
+
+    def track_windows_per_s(self, panel_path, path):
+        from rcfast.bench.train_data import time_gather, time_per_sample
+        if path == "gather":
+            return time_gather(self.panel, self.sampler, 50 * BATCH, BATCH)
+        return time_per_sample(self.panel, self.sampler, 4 * BATCH, BATCH)
+
+    track_windows_per_s.unit = "windows/s"

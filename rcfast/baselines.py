@@ -80,7 +80,8 @@ class _Options:
                 raise ValueError(f"{what} must be positive integers, got {vals!r}") from None
             if not out or any(not 1 <= v <= MAX_WEEKS for v in out) or len(set(out)) != len(out) \
                     or any(isinstance(v, bool) or float(v) != int(v) for v in vals):
-                raise ValueError(f"{what} must be distinct integers in 1..{MAX_WEEKS}, got {vals!r}")
+                raise ValueError(
+                    f"{what} must be distinct integers in 1..{MAX_WEEKS}, got {vals!r}")
             return out
 
         until_week = None

@@ -97,7 +97,15 @@ _CATEGORIES: tuple[tuple[str, float], ...] = (
 _B32 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", dtype=np.uint8)
 _B36 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
 
-_WORDS = ["great", "product", "works", "well", "quality", "price", "love", "this", "the", "it", "and", "for", "my", "was", "not", "very", "good", "would", "recommend", "easy", "to", "use", "fit", "perfect", "bought", "as", "described", "fast", "shipping", "arrived", "broke", "after", "two", "weeks", "cheap", "disappointed", "returned", "color", "size", "small", "large", "exactly", "what", "needed", "happy", "with", "purchase", "again", "five", "stars", "sturdy", "value", "money", "looks", "nice", "but", "a", "little", "too", "expensive", "worth", "every", "penny", "does", "job", "kids", "daughter", "son", "gift", "christmas", "battery", "life", "sound", "screen", "comfortable", "material", "soft", "strong", "smell", "taste", "fresh", "box", "instructions", "assembly", "minutes", "set", "up", "highly", "well", "made", "poor", "customer", "service", "replacement", "months"]
+_WORDS = (
+    "great product works well quality price love this the it and for my was not very good "
+    "would recommend easy to use fit perfect bought as described fast shipping arrived broke "
+    "after two weeks cheap disappointed returned color size small large exactly what needed "
+    "happy with purchase again five stars sturdy value money looks nice but a little too "
+    "expensive worth every penny does job kids daughter son gift christmas battery life sound "
+    "screen comfortable material soft strong smell taste fresh box instructions assembly "
+    "minutes set up highly well made poor customer service replacement months"
+).split()  # noqa: SIM905 - a wrapped paragraph reads better than a list
 
 
 # --------------------------------------------------------------------------------------------

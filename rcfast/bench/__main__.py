@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 SUBCOMMANDS: dict[str, str] = {
     "weekly": "rcfast.bench.weekly:main",
+    "train-data": "rcfast.bench.train_data:main",
     "combine": "rcfast.bench.combine:main",
 }
 

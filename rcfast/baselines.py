@@ -492,8 +492,11 @@ def panel_duckdb(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
     path = _check_path(path)
     present = _input_columns(path)
     ts_type = pq.read_schema(path).field("timestamp").type
-    if pa.types.is_timestamp(ts_type):
-        ms = "epoch_ms(timestamp)"
+    if pa.types.is_timestamp(ts_type) and ts_type.unit in ("s", "ms"):
+        ms = "epoch_ms(timestamp)"  # exact: no sub-millisecond part to truncate
+    elif pa.types.is_timestamp(ts_type):
+        # epoch_ms truncates toward zero (wrong before 1970) and rejects TIMESTAMPTZ_NS
+        ms = None
     elif pa.types.is_floating(ts_type):
         ms = "CAST(floor(CASE WHEN isnan(timestamp) THEN NULL ELSE timestamp END) AS BIGINT)"
     else:
@@ -505,6 +508,10 @@ def panel_duckdb(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
 
     def floordiv(x: str, d: int) -> str:  # SQL's // truncates toward zero; this floors
         return f"((({x}) - ((({x}) % {d}) + {d}) % {d}) // {d})"
+
+    if ms is None:
+        fn, per_ms = ("epoch_ns", 1_000_000) if ts_type.unit == "ns" else ("epoch_us", 1000)
+        ms = floordiv(f"{fn}(timestamp)", per_ms)
 
     until_case = (f"WHEN w > {opts.until_week} THEN 'after_until'"
                   if opts.until_week is not None else "")

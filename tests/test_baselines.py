@@ -201,6 +201,20 @@ def test_other_input_types(tmp_path, edge_path):
     ref_ints = B.panel_duckdb(tmp_path / "dict.parquet")
     assert ref_ints.num_rows > 5
     run_all(tmp_path / "dict.parquet")
+    # sub-millisecond times just before a Monday before 1970: floor, not truncation
+    monday = ms_of("1969-12-29T00:00:00") * 1000  # in µs
+    fine = pa.table({"product_id": ["p", "p", "p", "q"],
+                     "timestamp": [monday - 1, monday, monday - 1000, -1],
+                     "rating": [1.0, 2.0, 3.0, 4.0]})
+    for unit, mul in (("us", 1), ("ns", 1000)):
+        ts = pa.array([v * mul for v in fine["timestamp"].to_pylist()], pa.int64())
+        f = fine.set_column(1, "timestamp", ts.cast(pa.timestamp(unit, tz="UTC")))
+        pq.write_table(f, tmp_path / f"fine_{unit}.parquet")
+        out = run_all(tmp_path / f"fine_{unit}.parquet")["duckdb"]
+        check_naive(tmp_path / f"fine_{unit}.parquet", out)
+        assert out["week_start"].to_pylist() == [dt.date(1969, 12, 22), dt.date(1969, 12, 29),
+                                                 dt.date(1969, 12, 29)]
+        assert out["n_reviews"].to_pylist() == [2, 1, 1]
     bare = t.select(["product_id", "timestamp", "rating"])
     pq.write_table(bare, tmp_path / "bare.parquet")
     out = run_all(tmp_path / "bare.parquet")["duckdb"]

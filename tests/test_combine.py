@@ -644,3 +644,19 @@ def test_csv_bad_rows_and_quoted_newlines(tmp_path):
     assert t.num_rows == 57
     r5 = {r["user_id"]: r for r in t.to_pylist()}["R5"]
     assert r5["text_len"] == len("line one\nline two") and r5["helpful_votes"] == 5
+
+
+def test_escaped_key_and_nested_values(tmp_path):
+    d = json.loads(line2023(1))
+    lines = [line2023(0),
+             line2023(1).replace('"parent_asin"', '"parent_\\u0061sin"'),
+             json.dumps({**json.loads(line2023(2)), "images": [{"url": "x", "n": [1, {"a": "é"}]}],
+                         "extra": {"deep": [[]]}}, ensure_ascii=False)]
+    src = tmp_path / "e.jsonl"
+    write_lines(src, lines)
+    out = tmp_path / "out"
+    assert run([str(src), "-o", str(out)]) == 0
+    t = read_out(out)
+    assert sorted(t.column("product_id").to_pylist()) == sorted(
+        [json.loads(line2023(0))["parent_asin"], d["parent_asin"],
+         json.loads(line2023(2))["parent_asin"]])

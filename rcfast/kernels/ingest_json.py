@@ -432,14 +432,10 @@ def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, 
         if q < 0:
             return False
         ke = q - 1
-        k = -1
-        escaped = False
         for j in range(ks, ke):
             if data[j] == 92:
-                escaped = True
-                break
-        if not escaped:
-            k = _match_key(data, ks, ke, keys, key_offs)
+                return False  # an escaped key might spell a wanted one: pyarrow decides
+        k = _match_key(data, ks, ke, keys, key_offs)
         p = _skip_ws(data, q, end)
         if p >= end or data[p] != 58:
             return False

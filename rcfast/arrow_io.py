@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from rcfast.kernels import strings
 from rcfast.kernels.time import to_ms
-from rcfast.panel import Columns, string_buffers
+from rcfast.panel import string_buffers
 from rcfast.schema import ALIASES, FIELDS, REQUIRED
 
 #: Reasons a row is set aside, in the order they are checked (a row counts once, first reason).
@@ -132,75 +132,141 @@ def _fully_dictionary_encoded(pf: pq.ParquetFile, col: str) -> bool:
         return False
 
 
-def read_file(path: Path, opts: ReadOptions) -> tuple[dict[str, pa.ChunkedArray], dict[str, str]]:
-    """Read the needed columns of one Parquet file: ``({field: column}, {field: raw name})``."""
+WANTED = ("product_id", "timestamp", "rating", "helpful_votes", "verified", "text_len")
+#: Rows per read batch: its strings and hash tables stay in cache, and memory stays bounded.
+BATCH_ROWS = 1 << 20
+
+
+@dataclass
+class Batch:
+    """Columns of consecutive rows of one source, starting at row ``row0`` of that source."""
+
+    path: Path
+    row0: int
+    cols: dict[str, pa.ChunkedArray]
+    colmap: dict[str, str]
+
+    @property
+    def rows(self) -> int:
+        return len(self.cols["product_id"])
+
+
+def parquet_rows(paths: list[Path]) -> int:
+    return sum(open_parquet(p).metadata.num_rows for p in paths)
+
+
+def read_batches(path: Path, opts: ReadOptions, row_groups: list[int] | None = None,
+                 batch_rows: int = BATCH_ROWS):
+    """Yield :class:`Batch` es of whole row groups of one Parquet file, needed columns only."""
     pf = open_parquet(path)
-    names = pf.schema_arrow.names
-    colmap = map_columns(path, names, opts)
-    wanted = [f for f in ("product_id", "timestamp", "rating", "helpful_votes", "verified",
-                          "text_len") if f in colmap]
+    colmap = map_columns(path, pf.schema_arrow.names, opts)
+    wanted = [f for f in WANTED if f in colmap]
     raw_cols = [colmap[f] for f in wanted]
-    dict_cols = [c for c in raw_cols[:1] if _fully_dictionary_encoded(pf, c)]
-    try:
-        table = pq.read_table(path, columns=raw_cols, read_dictionary=dict_cols or None,
-                              use_threads=True)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: cannot read columns {raw_cols}: {exc}") from exc
-    return {f: table.column(colmap[f]) for f in wanted}, colmap
+    if _fully_dictionary_encoded(pf, raw_cols[0]):
+        pf = pq.ParquetFile(path, read_dictionary=[raw_cols[0]])
+    md = pf.metadata
+    groups = list(range(md.num_row_groups)) if row_groups is None else row_groups
+    row0 = sum(md.row_group(i).num_rows for i in range(groups[0])) if groups else 0
+    block: list[int] = []
+    rows = 0
+    for k, rg in enumerate(groups):
+        block.append(rg)
+        rows += md.row_group(rg).num_rows
+        if rows >= batch_rows or k == len(groups) - 1:
+            try:
+                t = pf.read_row_groups(block, columns=raw_cols, use_threads=True)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputError(f"{path}: cannot read columns {raw_cols} of row groups "
+                                 f"{block[0]}..{block[-1]}: {exc}") from exc
+            yield Batch(path, row0, {f: t.column(colmap[f]) for f in wanted}, colmap)
+            row0 += t.num_rows
+            block, rows = [], 0
+    if not groups:
+        t = pf.schema_arrow.empty_table().select(raw_cols)
+        yield Batch(path, 0, {f: t.column(colmap[f]) for f in wanted}, colmap)
+
+
+def table_batches(table: pa.Table, opts: ReadOptions, where: Path,
+                  batch_rows: int = BATCH_ROWS):
+    """Yield :class:`Batch` es of an in-memory table (the same path as files take)."""
+    colmap = map_columns(where, table.column_names, opts)
+    n = table.num_rows
+    for start in range(0, max(n, 1), batch_rows):
+        t = table.slice(start, batch_rows)
+        yield Batch(where, start, {f: t.column(c) for f, c in colmap.items() if f in WANTED},
+                    colmap)
 
 
 # -- conversions: Arrow column -> plain arrays -------------------------------------------------
 
-def encode_products(chunks: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
-    """Integer code per row (-1 for null) and the unique ids in byte order.
+def _large(arr: pa.Array) -> pa.Array:
+    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
 
-    Dictionary chunks encode their (small) dictionaries only, then gather; plain chunks encode
-    every value. Both go through one hash kernel over the raw string buffers.
+
+class ProductEncoder:
+    """Product ids of many batches -> one integer code per row, products in byte order.
+
+    Each batch is encoded on its own (its strings and table stay in cache; a dictionary chunk
+    is already encoded), its distinct ids join a pool, and :meth:`finish` encodes the pool,
+    sorts the distinct ids and gives the map from pool codes to final codes.
     """
-    pieces: list[pa.Array] = []
-    plan: list[tuple[str, int, pa.Array]] = []
-    base = 0
-    for ch in chunks:
-        if pa.types.is_dictionary(ch.type):
-            d = ch.dictionary
-            pieces.append(d)
-            plan.append(("dict", base, ch))
-            base += len(d)
-        else:
-            pieces.append(ch)
-            plan.append(("plain", base, ch))
-            base += len(ch)
-    if pieces:
-        pieces = [p.cast(pa.large_string()) if not pa.types.is_large_string(p.type) else p
-                  for p in pieces]
-        allkeys = pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces)
-    else:
-        allkeys = pa.array([], type=pa.large_string())
-    offsets, data = string_buffers(allkeys)
-    codes, _, u_off, u_data = strings.encode_strings(offsets, data)
-    order = strings.argsort_strings(u_off, u_data)
-    rank = np.empty(order.shape[0], dtype=np.int32)
-    rank[order] = np.arange(order.shape[0], dtype=np.int32)
-    s_off, s_data = strings.take_strings(u_off, u_data, order)
-    uniques = pa.Array.from_buffers(pa.large_string(), len(order),
-                                    [None, pa.py_buffer(s_off), pa.py_buffer(s_data)])
-    key_codes = rank[codes]
-    key_valid = np.ones(len(allkeys), dtype=bool)
-    if allkeys.null_count:
-        key_valid = allkeys.is_valid().to_numpy(zero_copy_only=False)
-        key_codes[~key_valid] = -1
-    out = []
-    for kind, b, ch in plan:
-        if kind == "dict":
-            idx = ch.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-            c = np.where(idx >= 0, key_codes[b + np.maximum(idx, 0)], -1).astype(np.int32)
-        else:
-            c = key_codes[b: b + len(ch)]
-        out.append(c)
-    codes_all = np.concatenate(out) if out else np.empty(0, np.int32)
-    if s_off[-1] < 2**31:
-        uniques = uniques.cast(pa.string())
-    return codes_all, uniques
+
+    def __init__(self) -> None:
+        self._pool: list[pa.Array] = []
+        self._size = 0
+
+    def add(self, chunks: list[pa.Array]) -> np.ndarray:
+        """Pool codes (int32, -1 for null) of the rows of ``chunks``."""
+        out = []
+        for ch in chunks:
+            if pa.types.is_dictionary(ch.type):
+                d = _large(ch.dictionary)
+                idx = ch.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+                lookup = np.arange(self._size, self._size + len(d), dtype=np.int32)
+                if d.null_count:
+                    lookup[~d.is_valid().to_numpy(zero_copy_only=False)] = -1
+                codes = np.where(idx >= 0, lookup[np.maximum(idx, 0)], -1).astype(np.int32)
+                self._pool.append(d)
+                self._size += len(d)
+            else:
+                a = _large(ch)
+                off, data = string_buffers(a)
+                local, first, u_off, u_data = strings.encode_strings(off, data)
+                codes = local + np.int32(self._size)
+                if a.null_count:
+                    codes[~a.is_valid().to_numpy(zero_copy_only=False)] = -1
+                self._pool.append(pa.Array.from_buffers(
+                    pa.large_string(), len(first), [None, pa.py_buffer(u_off),
+                                                    pa.py_buffer(u_data)]))
+                self._size += len(first)
+            out.append(codes)
+        return np.concatenate(out) if out else np.empty(0, np.int32)
+
+    def finish(self) -> tuple[np.ndarray, pa.Array]:
+        """``(mapping int32[pool], products)``: pool code -> rank of the id in byte order."""
+        pool = (pa.concat_arrays(self._pool) if len(self._pool) > 1 else
+                self._pool[0] if self._pool else pa.array([], type=pa.large_string()))
+        self._pool = []
+        off, data = string_buffers(pool)
+        codes, _, u_off, u_data = strings.encode_strings(off, data, verify="hash")
+        order = strings.argsort_strings(u_off, u_data)
+        rank = np.empty(order.shape[0], dtype=np.int32)
+        rank[order] = np.arange(order.shape[0], dtype=np.int32)
+        s_off, s_data = strings.take_strings(u_off, u_data, order)
+        products = pa.Array.from_buffers(pa.large_string(), len(order),
+                                         [None, pa.py_buffer(s_off), pa.py_buffer(s_data)])
+        if s_off[-1] < 2**31:
+            products = products.cast(pa.string())
+        return rank[codes], products
+
+
+def encode_products(chunks: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
+    """Integer code per row (-1 for null) and the distinct ids in byte order."""
+    enc = ProductEncoder()
+    codes = enc.add(chunks)
+    mapping, products = enc.finish()
+    strings.remap(codes, mapping)
+    return codes, products
 
 
 def timestamps_ms(path: Path, raw_name: str, col: pa.ChunkedArray,
@@ -300,12 +366,9 @@ def numeric(path: Path, name: str, fld: str, col: pa.ChunkedArray, dtype) -> pa.
 
 
 @dataclass
-class FileArrays:
-    """One file's columns, converted (products still Arrow: they are encoded across files)."""
+class BatchArrays:
+    """One batch's columns, checked and converted to plain arrays."""
 
-    path: Path
-    rows: int
-    product_chunks: list[pa.Array]
     ms: np.ndarray
     ts_valid: np.ndarray
     rating: np.ndarray
@@ -313,11 +376,12 @@ class FileArrays:
     verified: np.ndarray
     text_len: np.ndarray
     text_len_valid: np.ndarray
+    product_chunks: list[pa.Array]
 
 
-def convert_file(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str, str],
-                 opts: ReadOptions) -> FileArrays:
-    """Check types and units of one file's columns and convert them to plain arrays."""
+def convert_batch(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str, str],
+                  opts: ReadOptions) -> BatchArrays:
+    """Check types and units of one batch's columns and convert them to plain arrays."""
     n = len(cols["product_id"])
     pid = cols["product_id"]
     typ = pid.type
@@ -352,29 +416,20 @@ def convert_file(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str,
     else:
         tl_valid = np.zeros(n, dtype=bool)
         text_len = np.zeros(n, dtype=np.int64)
-    return FileArrays(path, n, list(pid.chunks), ms, ts_valid, rating, helpful, verified,
-                      text_len, tl_valid)
+    return BatchArrays(ms, ts_valid, rating, helpful, verified, text_len, tl_valid,
+                       list(pid.chunks))
 
 
-def _cat(arrays: list[np.ndarray]) -> np.ndarray:
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-
-
-def assemble(files: list[FileArrays]) -> tuple[Columns, dict[str, np.ndarray]]:
-    """One :class:`Columns` over all files (products encoded together) and per-row reject masks,
-    in the order of :data:`REJECT_REASONS` (``after_until`` is added by the caller)."""
-    codes, products = encode_products([c for f in files for c in f.product_chunks])
-    ms = _cat([f.ms for f in files])
-    ts_valid = _cat([f.ts_valid for f in files])
-    rating = _cat([f.rating for f in files])
-    cols = Columns(products, codes, ms, rating, _cat([f.helpful for f in files]),
-                   _cat([f.verified for f in files]), _cat([f.text_len for f in files]),
-                   _cat([f.text_len_valid for f in files]))
+def reject_masks(b: BatchArrays, codes: np.ndarray, week: np.ndarray,
+                 until_week: int | None) -> dict[str, np.ndarray]:
+    """Per-row masks, one per reason of :data:`REJECT_REASONS` (a row may be in several)."""
     masks = {
         "null_product_id": codes < 0,
-        "null_timestamp": ~ts_valid,
-        "timestamp_out_of_range": ts_valid & ((ms < TS_MIN_MS) | (ms >= TS_MAX_MS)),
-        "null_rating": np.isnan(rating),
-        "rating_out_of_range": (rating < 1.0) | (rating > 5.0),
+        "null_timestamp": ~b.ts_valid,
+        "timestamp_out_of_range": b.ts_valid & ((b.ms < TS_MIN_MS) | (b.ms >= TS_MAX_MS)),
+        "null_rating": np.isnan(b.rating),
+        "rating_out_of_range": (b.rating < 1.0) | (b.rating > 5.0),
     }
-    return cols, masks
+    if until_week is not None:
+        masks["after_until"] = week > until_week
+    return masks

@@ -20,15 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from rcfast.arrow_io import ReadOptions, map_columns, open_parquet, read_file
+from rcfast.arrow_io import ReadOptions, open_parquet
 from rcfast.kernels import strings
-from rcfast.panel import PanelOptions, PanelStats, compute_panel, string_buffers
+from rcfast.panel import Columns, PanelOptions, PanelStats, compute_panel, string_buffers
 
 #: Row groups per split task: large single files still spread over the workers.
 SPLIT_ROWS = 4_000_000
-PIECE_COLUMNS = ("product_id", "timestamp", "rating", "helpful_votes", "verified", "text_len")
 
 
 def plan_splits(paths: list[Path]) -> list[tuple[Path, list[int] | None]]:
@@ -53,50 +51,39 @@ def plan_splits(paths: list[Path]) -> list[tuple[Path, list[int] | None]]:
     return tasks
 
 
-def _read_part(path: Path, row_groups: list[int] | None, ropts: ReadOptions):
-    if row_groups is None:
-        return read_file(path, ropts)
-    pf = open_parquet(path)
-    colmap = map_columns(path, pf.schema_arrow.names, ropts)
-    wanted = [f for f in PIECE_COLUMNS if f in colmap]
-    t = pf.read_row_groups(row_groups, columns=[colmap[f] for f in wanted])
-    return {f: t.column(colmap[f]) for f in wanted}, colmap
-
-
 def split_task(path: Path, row_groups: list[int] | None, ropts: ReadOptions,
-               until_week: int | None, strict: bool, n_parts: int, row_base: int,
-               threads: int):
+               until_week: int | None, strict: bool, n_parts: int, threads: int):
     """Stage 1: the kept rows of one input block, cut into ``n_parts`` pieces by product hash."""
     import numba
 
-    from rcfast.weekly import load_sources
+    from rcfast.arrow_io import read_batches
+    from rcfast.loader import load_batches
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    cols, colmap = _read_part(path, row_groups, ropts)
-    columns, rej, rows_read = load_sources([(path, cols, colmap)], ropts, until_week, strict)
-    del cols
-    for ex in rej.examples:
-        ex["row"] += row_base  # row numbers are the file's, not the block's
+    md = open_parquet(path).metadata
+    rows = (md.num_rows if row_groups is None
+            else sum(md.row_group(i).num_rows for i in row_groups))
+    columns, rej, rows_read = load_batches(read_batches(path, ropts, row_groups), rows, ropts,
+                                           until_week, strict)
     u_off, u_data = string_buffers(columns.products)
     part_of_product = (strings.hash_strings(u_off, u_data) % np.uint64(n_parts)).astype(np.int32)
     code = columns.product_code
-    keep = code >= 0
-    part = np.where(keep, part_of_product[np.maximum(code, 0)], -1)
+    part = np.where(code >= 0, part_of_product[np.maximum(code, 0)], -1)
     order = np.argsort(part, kind="stable")
     bounds = np.searchsorted(part[order], np.arange(n_parts + 1))  # rows set aside (-1) first
     pieces = [_piece(columns, order[bounds[p]:bounds[p + 1]]) for p in range(n_parts)]
     return pieces, rej, rows_read
 
 
-def _piece(c, idx: np.ndarray) -> pa.Table:
-    pid = c.products.take(pa.array(c.product_code[idx]))
+def _piece(c: Columns, idx: np.ndarray) -> pa.Table:
     return pa.table({
-        "product_id": pid,
-        "timestamp": pa.array(c.ms[idx], type=pa.timestamp("ms", tz="UTC")),
+        "product_id": c.products.take(pa.array(c.product_code[idx])),
+        "week": pa.array(c.week[idx], type=pa.int32()),
         "rating": pa.array(c.rating[idx], type=pa.float64()),
-        "helpful_votes": pa.array(c.helpful[idx], type=pa.int64()),
-        "verified": pa.array(c.verified[idx], type=pa.int8(), mask=c.verified[idx] < 0),
-        "text_len": pa.array(c.text_len[idx], type=pa.int64(), mask=~c.text_len_valid[idx]),
+        "helpful": pa.array(c.helpful[idx], type=pa.int64()),
+        "verified": pa.array(c.verified[idx], type=pa.int8()),
+        "text_len": pa.array(c.text_len[idx], type=pa.int64()),
+        "text_len_valid": pa.array(c.text_len_valid[idx], type=pa.bool_()),
     })
 
 
@@ -104,17 +91,20 @@ def panel_task(pieces: list[pa.Table], popts: PanelOptions, threads: int):
     """Stage 2: the panel of one partition (whole products), by the single-process code path."""
     import numba
 
-    from rcfast.weekly import load_sources
+    from rcfast.arrow_io import encode_products
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     table = pa.concat_tables(pieces) if pieces else None
     if table is None or table.num_rows == 0:
         return None, PanelStats()
-    where = Path("<partition>")
-    colmap = {f: f for f in PIECE_COLUMNS}
-    cols = {f: table.column(f) for f in PIECE_COLUMNS}
-    columns, _, _ = load_sources([(where, cols, colmap)], ReadOptions(), None, False)
-    del table, cols
+    code, products = encode_products(table.column("product_id").chunks)
+
+    def arr(name, dtype):
+        return np.ascontiguousarray(table.column(name).to_numpy(), dtype=dtype)
+
+    columns = Columns(products, code, arr("week", np.int32), arr("rating", np.float64),
+                      arr("helpful", np.int64), arr("verified", np.int8),
+                      arr("text_len", np.int64), arr("text_len_valid", np.bool_))
     return compute_panel(columns, popts)
 
 
@@ -157,7 +147,7 @@ def run_dask(paths, ropts: ReadOptions, popts: PanelOptions, args, workers: int,
     """Run both stages on a Dask cluster; return what the single-process path returns."""
     from dask.distributed import Client, LocalCluster, as_completed
 
-    from rcfast.weekly import Rejects
+    from rcfast.loader import Rejects
 
     if args.scheduler or args.scheduler_file:
         client = Client(address=args.scheduler, scheduler_file=args.scheduler_file)
@@ -173,16 +163,9 @@ def run_dask(paths, ropts: ReadOptions, popts: PanelOptions, args, workers: int,
     try:
         n_parts = args.partitions or 2 * n_workers
         tasks = plan_splits(paths)
-        row_base = []
-        for path, rgs in tasks:
-            if rgs is None:
-                row_base.append(0)
-            else:
-                md = pq.ParquetFile(path).metadata
-                row_base.append(sum(md.row_group(i).num_rows for i in range(rgs[0])))
         futs = [client.submit(split_task, path, rgs, ropts, popts.until_week, args.strict,
-                              n_parts, rb, threads, pure=False)
-                for (path, rgs), rb in zip(tasks, row_base)]
+                              n_parts, threads, pure=False)
+                for path, rgs in tasks]
         rej = Rejects()
         rows_read = 0
         pieces: list[list] = [[] for _ in range(n_parts)]
@@ -226,6 +209,4 @@ def run_dask(paths, ropts: ReadOptions, popts: PanelOptions, args, workers: int,
         from rcfast.panel import panel_schema
 
         table = panel_schema(popts).empty_table()
-    if rej.examples:
-        rej.examples.sort(key=lambda e: (e["file"], e["row"]))
     return table, stats, rej, rows_read, {"partitions": n_parts, "dask_workers": n_workers}

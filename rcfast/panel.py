@@ -7,6 +7,8 @@ maths lives in :mod:`rcfast.kernels` only.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numba
@@ -14,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from rcfast.kernels import aggregate, features, group, strings
-from rcfast.kernels.time import week_index, week_to_days
+from rcfast.kernels.time import week_to_days
 
 DEFAULT_WINDOWS = (4, 12, 52)
 DEFAULT_LAGS = (1, 2, 4)
@@ -32,7 +34,7 @@ class Columns:
 
     products: pa.Array  #: unique product ids, byte order
     product_code: np.ndarray  #: int32
-    ms: np.ndarray  #: int64 epoch milliseconds
+    week: np.ndarray  #: int32 week index (SPEC-weekly.md, "Weeks")
     rating: np.ndarray  #: float64
     helpful: np.ndarray  #: int64, null -> 0
     verified: np.ndarray  #: int8, -1 = null
@@ -135,11 +137,14 @@ def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets, data
 
 
-def compute_panel(cols: Columns, opts: PanelOptions) -> tuple[pa.Table, PanelStats]:
-    """The weekly panel of valid rows (``product_code >= 0``)."""
-    import time
+#: Panel rows per output batch: features, Arrow arrays and the Parquet writer work on one
+#: batch of whole products at a time, so memory stays bounded by the input, not the panel.
+SLICE_ROWS = 1 << 20
 
-    stats = PanelStats()
+
+def panel_batches(cols: Columns, opts: PanelOptions, stats: PanelStats,
+                  slice_rows: int = SLICE_ROWS) -> Iterator[pa.Table]:
+    """The panel of valid rows (``product_code >= 0``) as tables of whole products, in order."""
     t = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -149,51 +154,76 @@ def compute_panel(cols: Columns, opts: PanelOptions) -> tuple[pa.Table, PanelSta
         t = now
 
     n_products = len(cols.products)
-    week = week_index(cols.ms)
     perm, offsets = group.counting_sort(cols.product_code, n_products, numba.get_num_threads())
-    sw = group.sort_segments(perm, offsets, week)
+    sw = group.sort_segments(perm, offsets, cols.week)
     group_offsets, run_start = group.week_runs(sw, offsets)
-    lap("group")
-    (n, rsum, rmean, rstd, stars, hsum, vtrue, vknown, tsum,
-     tknown) = aggregate.weekly_aggregates(perm, run_start, cols.rating, cols.helpful,
-                                           cols.verified, cols.text_len, cols.text_len_valid)
     gweek = aggregate.group_weeks(sw, run_start)
+    del sw
     stats.rows_aggregated = int(perm.shape[0])
-    del perm, sw, run_start
-    lap("aggregate")
-
+    groups_per_product = np.diff(group_offsets)
+    stats.products = int(np.count_nonzero(groups_per_product))
     if opts.dense:
-        until = opts.until_week if opts.until_week is not None else 0
-        row_offsets, row_week, src = aggregate.dense_layout(group_offsets, gweek, until,
-                                                            opts.until_week is not None)
-
-        def expand(values: np.ndarray, fill) -> np.ndarray:
-            return aggregate.scatter_rows(src, values, values.dtype.type(fill))
-
-        n = expand(n, 0)
-        rsum = expand(rsum, 0.0)
-        rmean = expand(rmean, np.nan)
-        rstd = expand(rstd, np.nan)
-        stars = np.stack([expand(stars[s], 0) for s in range(5)])
-        hsum = expand(hsum, 0)
-        vtrue, vknown = expand(vtrue, 0), expand(vknown, 0)
-        tsum, tknown = expand(tsum, 0), expand(tknown, 0)
-        week_rows = row_week
+        has = groups_per_product > 0
+        first = np.zeros(n_products, dtype=np.int64)
+        last = np.zeros(n_products, dtype=np.int64)
+        first[has] = gweek[group_offsets[:-1][has]]
+        last[has] = (opts.until_week if opts.until_week is not None
+                     else gweek[group_offsets[1:][has] - 1])
+        rows_per_product = np.where(has, last - first + 1, 0)
     else:
-        row_offsets = group_offsets
-        week_rows = gweek
-    rows_per_product = np.diff(row_offsets)
-    stats.products = int(np.count_nonzero(np.diff(group_offsets)))
-    stats.panel_rows = int(week_rows.shape[0])
+        rows_per_product = groups_per_product
+    stats.panel_rows = int(rows_per_product.sum())
+    lap("group")
 
+    # product ranges of about slice_rows panel rows each (a product is never split)
+    ends = np.cumsum(rows_per_product)
+    cuts = [0]
+    while cuts[-1] < n_products:
+        target = (ends[cuts[-1] - 1] if cuts[-1] else 0) + slice_rows
+        nxt = int(np.searchsorted(ends, target, side="right"))
+        cuts.append(min(n_products, max(nxt, cuts[-1] + 1)))
+    windows = np.asarray(opts.windows, dtype=np.int64)
+    lags = np.asarray(opts.lags, dtype=np.int64)
+    for p0, p1 in zip(cuts[:-1], cuts[1:]):
+        g0, g1 = int(group_offsets[p0]), int(group_offsets[p1])
+        if g1 == g0:
+            continue
+        (n, rsum, rmean, rstd, stars, hsum, vtrue, vknown, tsum,
+         tknown) = aggregate.weekly_aggregates(perm, run_start[g0:g1 + 1], cols.rating,
+                                               cols.helpful, cols.verified, cols.text_len,
+                                               cols.text_len_valid)
+        local_go = group_offsets[p0:p1 + 1] - g0
+        week_rows = gweek[g0:g1]
+        row_offsets = local_go
+        if opts.dense:
+            until = opts.until_week if opts.until_week is not None else 0
+            row_offsets, week_rows, src = aggregate.dense_layout(
+                local_go, week_rows, until, opts.until_week is not None)
+
+            def expand(values: np.ndarray, fill, src=src) -> np.ndarray:
+                return aggregate.scatter_rows(src, values, values.dtype.type(fill))
+
+            n, rsum, rmean, rstd = (expand(n, 0), expand(rsum, 0.0), expand(rmean, np.nan),
+                                    expand(rstd, np.nan))
+            stars = np.stack([expand(stars[s], 0) for s in range(5)])
+            hsum, vtrue, vknown = expand(hsum, 0), expand(vtrue, 0), expand(vknown, 0)
+            tsum, tknown = expand(tsum, 0), expand(tknown, 0)
+        lap("aggregate")
+        feats = features.rolling_features(row_offsets, week_rows, n, rsum, windows, lags,
+                                          EWM_ALPHA)
+        lap("features")
+        table = _wrap(opts, cols.products.slice(p0, p1 - p0), np.diff(row_offsets), week_rows,
+                      n, rmean, rstd, stars, hsum, vtrue, vknown, tsum, tknown, feats)
+        lap("wrap")
+        yield table
+        t = time.perf_counter()  # time spent by the consumer is not ours
+
+
+def _wrap(opts, products, rows_per_product, week_rows, n, rmean, rstd, stars, hsum, vtrue,
+          vknown, tsum, tknown, feats) -> pa.Table:
     (n_r, rmean_r, lag, lag_valid, n_cum, rmean_cum, ewm, since_first, since_prev,
-     since_prev_valid) = features.rolling_features(
-        row_offsets, week_rows, n, rsum,
-        np.asarray(opts.windows, dtype=np.int64), np.asarray(opts.lags, dtype=np.int64),
-        EWM_ALPHA)
-    lap("features")
-
-    p_off, p_data = string_buffers(cols.products)
+     since_prev_valid) = feats
+    p_off, p_data = string_buffers(products)
     o_off, o_data = strings.repeat_strings(p_off, p_data, rows_per_product)
     arrays: list[pa.Array] = [
         _string_array(o_off, o_data),
@@ -219,9 +249,15 @@ def compute_panel(cols: Columns, opts: PanelOptions) -> tuple[pa.Table, PanelSta
         pa.array(since_first, type=pa.int32()),
         _masked(since_prev, since_prev_valid, pa.int32()),
     ]
-    schema = panel_schema(opts)
-    if pa.types.is_large_string(arrays[0].type):
-        schema = schema.set(0, schema.field(0).with_type(pa.large_string()))
-    table = pa.Table.from_arrays(arrays, schema=schema)
-    lap("wrap")
+    # large ids (> 2 GiB of text in one batch) would need large_string: cast for one schema
+    arrays[0] = arrays[0].cast(pa.string()) if pa.types.is_large_string(arrays[0].type) \
+        else arrays[0]
+    return pa.Table.from_arrays(arrays, schema=panel_schema(opts))
+
+
+def compute_panel(cols: Columns, opts: PanelOptions) -> tuple[pa.Table, PanelStats]:
+    """The whole panel as one table (the Python API and the Dask partitions use this)."""
+    stats = PanelStats()
+    parts = list(panel_batches(cols, opts, stats))
+    table = pa.concat_tables(parts) if parts else panel_schema(opts).empty_table()
     return table, stats

@@ -19,32 +19,34 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rcfast import SPEC_VERSION, __version__
 from rcfast.arrow_io import (
-    REJECT_REASONS,
-    FileArrays,
     InputError,
     ReadOptions,
-    assemble,
-    convert_file,
-    map_columns,
-    read_file,
+    parquet_rows,
+    read_batches,
     resolve_inputs,
+    table_batches,
 )
-from rcfast.kernels.time import MONDAY_SHIFT_MS, MS_PER_WEEK, week_index
-from rcfast.panel import PanelOptions, PanelStats, compute_panel
+from rcfast.kernels.time import MONDAY_SHIFT_MS, MS_PER_WEEK
+from rcfast.loader import Rejects, load_batches
+from rcfast.panel import (
+    Columns,
+    PanelOptions,
+    PanelStats,
+    compute_panel,
+    panel_batches,
+    panel_schema,
+)
 from rcfast.schema import parse_mapping
 
 SUMMARY_KEY = b"rcfast.summary"
 ROW_GROUP_ROWS = 1_000_000
-MAX_EXAMPLES = 20
 
 
 def available_cpus() -> int:
@@ -58,101 +60,15 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-@dataclass
-class Rejects:
-    """Rows set aside, per reason, with a few examples (file, 0-based row in the file)."""
-
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
-    examples: list[dict] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def merge(self, other: Rejects) -> None:
-        for k, v in other.counts.items():
-            self.counts[k] = self.counts.get(k, 0) + v
-        room = MAX_EXAMPLES - len(self.examples)
-        self.examples += other.examples[:max(0, room)]
-
-
-_FIX = {
-    "null_product_id": "drop or fill the row's product id",
-    "null_timestamp": "fix the time, or map the right column with --map timestamp=COLUMN",
-    "timestamp_out_of_range": "check the unit (--timestamp-unit) or drop the row",
-    "null_rating": "drop the row or fill its rating",
-    "rating_out_of_range": "ratings must lie in [1, 5]; map the right column or rescale it",
-    "after_until": "raise --until or leave it out",
-}
-
-
-def reject_rows(files: list[FileArrays], masks: dict[str, np.ndarray], strict: bool,
-                columns: dict[Path, dict[str, str]]) -> tuple[np.ndarray, Rejects]:
-    """The first reason of each rejected row (-1 = kept), counted; ``strict`` raises on the first."""
-    n = masks["null_product_id"].shape[0]
-    reason = np.full(n, -1, dtype=np.int8)
-    for code in range(len(REJECT_REASONS) - 1, -1, -1):  # first reason wins
-        m = masks.get(REJECT_REASONS[code])
-        if m is not None:
-            reason[m] = code
-    rej = Rejects()
-    bad = np.flatnonzero(reason >= 0)
-    if bad.size == 0:
-        return reason, rej
-    starts = np.cumsum([0] + [f.rows for f in files])
-    counts = np.bincount(reason[bad], minlength=len(REJECT_REASONS))
-    for code, c in enumerate(counts):
-        rej.counts[REJECT_REASONS[code]] = int(c)
-    for i in bad[:MAX_EXAMPLES]:
-        fi = int(np.searchsorted(starts, i, side="right") - 1)
-        why = REJECT_REASONS[reason[i]]
-        fld = {"null_product_id": "product_id", "null_timestamp": "timestamp",
-               "timestamp_out_of_range": "timestamp", "after_until": "timestamp"
-               }.get(why, "rating")
-        col = columns.get(files[fi].path, {}).get(fld, fld)
-        rej.examples.append({"file": str(files[fi].path), "row": int(i - starts[fi]),
-                             "column": col, "reason": why})
-    if strict:
-        ex = rej.examples[0]
-        raise InputError(f"{ex['file']}: row {ex['row']} (0-based), column {ex['column']!r}: "
-                         f"{ex['reason']} ({_FIX[ex['reason']]}); without --strict such rows "
-                         "are set aside and counted")
-    return reason, rej
-
-
-Source = tuple[Path, "dict[str, pa.ChunkedArray]", "dict[str, str]"]
-
-
-def load_sources(sources, ropts: ReadOptions, until_week: int | None, strict: bool):
-    """Convert ``(path, columns, colmap)`` sources; return ``(Columns, Rejects, rows_read)``."""
-    files: list[FileArrays] = []
-    colmaps: dict[Path, dict[str, str]] = {}
-    for path, cols, colmap in sources:
-        colmaps[path] = colmap
-        files.append(convert_file(path, cols, colmap, ropts))
-        del cols
-    cols, masks = assemble(files)
-    if until_week is not None:
-        masks["after_until"] = week_index(cols.ms) > until_week
-    reason, rej = reject_rows(files, masks, strict, colmaps)
-    rows_read = int(reason.shape[0])
-    if rej.total:
-        cols.product_code[reason >= 0] = -1
-    return cols, rej, rows_read
-
-
 def load(paths: list[Path], ropts: ReadOptions, until_week: int | None, strict: bool,
-         progress: bool = False):
-    """Read, check and convert all files; return ``(Columns, Rejects, rows_read)``."""
-    from tqdm.auto import tqdm
+         progress: bool = False) -> tuple[Columns, Rejects, int]:
+    """Read, check and convert all files, batch by batch."""
 
-    def sources():
-        for path in tqdm(paths, desc="read", unit="file", file=sys.stderr,
-                         disable=not progress or len(paths) < 2):
-            cols, colmap = read_file(path, ropts)
-            yield path, cols, colmap
+    def batches():
+        for path in paths:
+            yield from read_batches(path, ropts)
 
-    return load_sources(sources(), ropts, until_week, strict)
+    return load_batches(batches(), parquet_rows(paths), ropts, until_week, strict, progress)
 
 
 def weekly_panel(table: pa.Table, *, windows=(4, 12, 52), lags=(1, 2, 4), dense: bool = False,
@@ -167,11 +83,8 @@ def weekly_panel(table: pa.Table, *, windows=(4, 12, 52), lags=(1, 2, 4), dense:
     popts = PanelOptions(windows=tuple(windows), lags=tuple(lags), dense=dense,
                          until_week=parse_until(until) if until else None)
     ropts = ReadOptions(mapping=dict(mapping or {}), timestamp_unit=timestamp_unit)
-    where = Path("<table>")
-    colmap = map_columns(where, table.column_names, ropts)
-    cols = {f: table.column(c) for f, c in colmap.items()}
-    columns, rej, rows_read = load_sources([(where, cols, colmap)], ropts, popts.until_week,
-                                           strict)
+    columns, rej, rows_read = load_batches(table_batches(table, ropts, Path("<table>")),
+                                           table.num_rows, ropts, popts.until_week, strict)
     panel, stats = compute_panel(columns, popts)
     summary = {"rows_read": rows_read, "rows_aggregated": stats.rows_aggregated,
                "rows_rejected": rej.total, "rejected": rej.counts,
@@ -264,75 +177,136 @@ def output_paths(output: str) -> tuple[Path, Path, bool]:
     return out, out / "_summary.json", True
 
 
-def write_panel(table: pa.Table, output: str, summary: dict, compression: str,
-                progress: bool) -> list[Path]:
-    """Write the panel under a temporary name and rename it when complete."""
-    from tqdm.auto import tqdm
+#: Parquet settings of the panel: ids and weeks dictionary-encoded with statistics (readers
+#: filter on them); the numeric columns plain, where dictionary attempts cost time for nothing.
+#: No stored Arrow schema: then readers see the summary in the schema metadata, and every
+#: column maps to a plain Parquet type (string, date, int, double).
+WRITE_OPTIONS = {"use_dictionary": ["product_id", "week_start"],
+                 "write_statistics": ["product_id", "week_start"], "store_schema": False}
+PART_ROWS = 8 * ROW_GROUP_ROWS
 
-    data_path, summary_path, is_dir = output_paths(output)
-    meta = {SUMMARY_KEY: json.dumps(summary).encode()}
-    schema = table.schema.with_metadata(meta)
-    table = table.replace_schema_metadata(meta)
-    comp = None if compression == "none" else compression
-    tmp = data_path.with_name(f".{data_path.name}.tmp-{os.getpid()}")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    n = table.num_rows
-    bar = tqdm(total=n, desc="write", unit="row", unit_scale=True, file=sys.stderr,
-               disable=not progress or n < 2 * ROW_GROUP_ROWS)
-    written: list[Path] = []
-    try:
-        if is_dir:
-            tmp.mkdir()
-            # part files of consecutive rows: read in name order, the dataset stays sorted
-            parts = max(1, -(-n // (8 * ROW_GROUP_ROWS)))
-            step = -(-n // parts) if n else 0
-            for k in range(parts):
-                piece = table.slice(k * step, step)
-                pq.write_table(piece, tmp / f"part-{k:05d}.parquet", compression=comp,
-                               row_group_size=ROW_GROUP_ROWS)
-                bar.update(piece.num_rows)
-            (tmp / "_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        else:
-            with pq.ParquetWriter(tmp, schema, compression=comp) as w:
-                for start in range(0, max(n, 1), ROW_GROUP_ROWS):
+
+class PanelWriter:
+    """Writes panel batches under a temporary name on a background thread (the kernels of the
+    next batch run meanwhile: both release the GIL) and renames the output when complete."""
+
+    def __init__(self, output: str, schema: pa.Schema, compression: str, progress: bool,
+                 total_rows: int) -> None:
+        import queue
+        import threading
+
+        from tqdm.auto import tqdm
+
+        self.data_path, self.summary_path, self.is_dir = output_paths(output)
+        self.schema = schema
+        self.comp = None if compression == "none" else compression
+        self.tmp = self.data_path.with_name(f".{self.data_path.name}.tmp-{os.getpid()}")
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        if self.is_dir:
+            self.tmp.mkdir()
+        self.writers: list[pq.ParquetWriter] = []
+        self.part_rows = PART_ROWS
+        self.rows = 0
+        self.week_min: dt.date | None = None
+        self.week_max: dt.date | None = None
+        self.bar = tqdm(total=total_rows, desc="write", unit="row", unit_scale=True,
+                        file=sys.stderr, disable=not progress or total_rows < 2 * ROW_GROUP_ROWS)
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._work, name="rcfast-writer", daemon=True)
+        self.thread.start()
+
+    def _writer(self) -> pq.ParquetWriter:
+        if not self.writers or (self.is_dir and self.rows >= self.part_rows * len(self.writers)):
+            path = (self.tmp / f"part-{len(self.writers):05d}.parquet" if self.is_dir
+                    else self.tmp)
+            self.writers.append(pq.ParquetWriter(path, self.schema, compression=self.comp,
+                                                 **WRITE_OPTIONS))
+        return self.writers[-1]
+
+    def _work(self) -> None:
+        import pyarrow.compute as pc
+
+        while True:
+            table = self.queue.get()
+            if table is None:
+                return
+            if self.error is not None:
+                continue
+            try:
+                for start in range(0, table.num_rows, ROW_GROUP_ROWS):
                     piece = table.slice(start, ROW_GROUP_ROWS)
-                    w.write_table(piece, row_group_size=ROW_GROUP_ROWS)
-                    bar.update(piece.num_rows)
-        bar.close()
-        if is_dir and data_path.exists():
-            import shutil
+                    self._writer().write_table(piece, row_group_size=ROW_GROUP_ROWS)
+                    self.rows += piece.num_rows
+                    self.bar.update(piece.num_rows)
+                mm = pc.min_max(table.column("week_start")).as_py()
+                if mm["min"] is not None:
+                    self.week_min = min(filter(None, (self.week_min, mm["min"])))
+                    self.week_max = max(filter(None, (self.week_max, mm["max"])))
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+                self.error = exc
 
-            old = data_path.with_name(f".{data_path.name}.old-{os.getpid()}")
-            data_path.rename(old)
-            tmp.rename(data_path)
-            shutil.rmtree(old, ignore_errors=True)
+    def write(self, table: pa.Table) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(table)
+
+    def _drain(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self.bar.close()
+        if self.error is not None:
+            raise self.error
+
+    def close(self, summary: dict) -> list[Path]:
+        """Finish: summary into every file's metadata and beside them, then the rename."""
+        self._drain()
+        self._writer()  # an empty panel still gets a (valid, empty) file
+        meta = {SUMMARY_KEY: json.dumps(summary).encode()}
+        for w in self.writers:
+            w.add_key_value_metadata(meta)
+            w.close()
+        text = json.dumps(summary, indent=2) + "\n"
+        if self.is_dir:
+            (self.tmp / "_summary.json").write_text(text)
+            if self.data_path.exists():
+                import shutil
+
+                old = self.data_path.with_name(f".{self.data_path.name}.old-{os.getpid()}")
+                self.data_path.rename(old)
+                self.tmp.rename(self.data_path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                self.tmp.rename(self.data_path)
         else:
-            os.replace(tmp, data_path)
-        written.append(data_path)
-        if not is_dir:
-            stmp = summary_path.with_name(f".{summary_path.name}.tmp-{os.getpid()}")
-            stmp.write_text(json.dumps(summary, indent=2) + "\n")
-            os.replace(stmp, summary_path)
-        written.append(summary_path)
-    except BaseException:
+            os.replace(self.tmp, self.data_path)
+            stmp = self.summary_path.with_name(f".{self.summary_path.name}.tmp-{os.getpid()}")
+            stmp.write_text(text)
+            os.replace(stmp, self.summary_path)
+        return [self.data_path, self.summary_path]
+
+    def abort(self) -> None:
         import shutil
 
-        bar.close()
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
-        raise
-    return written
+        try:
+            self._drain()
+        except BaseException:  # noqa: BLE001 - the original error is what matters
+            pass
+        for w in self.writers:
+            try:
+                w.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.tmp.is_dir():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        elif self.tmp.exists():
+            self.tmp.unlink()
 
 
 def make_summary(args: argparse.Namespace, popts: PanelOptions, paths: list[Path],
-                 rows_read: int, rej: Rejects, stats: PanelStats, table: pa.Table,
+                 rows_read: int, rej: Rejects, stats: PanelStats, weeks: tuple,
                  arrangement: dict) -> dict:
-    weeks = table.column("week_start")
-    import pyarrow.compute as pc
-
-    mm = pc.min_max(weeks).as_py() if table.num_rows else {"min": None, "max": None}
+    mm = {"min": weeks[0], "max": weeks[1]}
     summary = {
         "rcfast_version": __version__,
         "spec_version": SPEC_VERSION,
@@ -447,6 +421,9 @@ def run(args: argparse.Namespace) -> dict:
     distributed = workers > 1 or args.scheduler or args.scheduler_file
     arrangement = {"workers": workers, "threads": threads,
                    "engine": "dask" if distributed else "in-process"}
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     t = time.perf_counter()
     if distributed:
         from rcfast.dispatch import run_dask
@@ -455,24 +432,43 @@ def run(args: argparse.Namespace) -> dict:
                                                      threads, progress)
         arrangement.update(arr)
         timings.update(stats.timings)
+        batches = iter([table] if table.num_rows else [])
     else:
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         cols, rej, rows_read = load(paths, ropts, popts.until_week, args.strict, progress)
         timings["read"] = time.perf_counter() - t
-        table, stats = compute_panel(cols, popts)
-        del cols
-        timings.update(stats.timings)
+        stats = PanelStats()
+        batches = panel_batches(cols, popts, stats)
     t = time.perf_counter()
-    summary = make_summary(args, popts, paths, rows_read, rej, stats, table, arrangement)
-    written = write_panel(table, args.output, summary, args.compression, progress)
-    timings["write"] = time.perf_counter() - t
+    writer = None
+    try:
+        first = next(batches, None)  # grouping runs here: stats.panel_rows is known after
+        writer = PanelWriter(args.output, panel_schema(popts), args.compression, progress,
+                             stats.panel_rows)
+        if first is not None:
+            writer.write(first)
+            for table in batches:
+                writer.write(table)
+        if not distributed:
+            del cols
+        summary = make_summary(args, popts, paths, rows_read, rej, stats,
+                               (writer.week_min, writer.week_max), arrangement)
+        writer._drain()
+        summary["first_week"] = str(writer.week_min) if writer.week_min else None
+        summary["last_week"] = str(writer.week_max) if writer.week_max else None
+        written = writer.close(summary)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if not distributed:
+        timings.update(stats.timings)
+    timings["write"] = time.perf_counter() - t - sum(
+        v for k, v in stats.timings.items() if k in ("aggregate", "features", "wrap"))
     timings["total"] = time.perf_counter() - t0
     if progress:
         print_summary(summary, timings, written)
         if args.demo:
-            print_preview(table)
+            print_preview(pq.read_table(written[0]))
     summary["timings"] = timings
     return summary
 

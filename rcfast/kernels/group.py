@@ -7,7 +7,7 @@ Grouped data is values + offsets (Arrow's list layout): rows of product ``p`` ar
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 
 @njit(parallel=True, nogil=True, cache=True)

@@ -38,6 +38,27 @@ def _hash_one(data, start, end):
     return _mix64(h ^ np.uint64(end - start))
 
 
+@njit(inline="always")
+def _hash_two(data, start, end):
+    # an independent second hash (other basis, other multiplier) to check matches by
+    h = np.uint64(0x84222325CBF29CE4)
+    for j in range(start, end):
+        h ^= np.uint64(data[j])
+        h *= np.uint64(0x100000001B3)
+        h ^= h >> np.uint64(29)
+    return _mix64(h + np.uint64(end - start) * np.uint64(0x9E3779B97F4A7C15))
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def hash_strings_two(offsets, data):
+    """The second, independent 64-bit hash of each string (see :func:`encode_strings`)."""
+    n = offsets.shape[0] - 1
+    out = np.empty(n, dtype=np.uint64)
+    for i in prange(n):
+        out[i] = _hash_two(data, offsets[i], offsets[i + 1])
+    return out
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def hash_strings(offsets, data):
     """Stable 64-bit hash (FNV-1a + murmur finalizer) of each string; same bytes, same hash."""
@@ -166,7 +187,7 @@ def _codes_from_buckets(rows, rhash, counts, keys_equal, offsets, data):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _verify(offsets, data, codes, u_off, u_data):
+def _verify_bytes(offsets, data, codes, u_off, u_data):
     """True when every string equals the unique string of its code (no hash collision)."""
     n = offsets.shape[0] - 1
     bad = 0
@@ -185,22 +206,52 @@ def _verify(offsets, data, codes, u_off, u_data):
     return bad == 0
 
 
-def encode_strings(offsets, data, bucket_bits=8, hash_mask=0xFFFFFFFFFFFFFFFF):
+@njit(parallel=True, nogil=True, cache=True)
+def _verify_hash(h2, codes, first):
+    """True when every string's second hash equals that of its code's first string."""
+    n = codes.shape[0]
+    h2u = np.empty(first.shape[0], dtype=np.uint64)
+    for c in prange(first.shape[0]):
+        h2u[c] = h2[first[c]]
+    bad = 0
+    for i in prange(n):
+        if h2[i] != h2u[codes[i]]:
+            bad += 1
+    return bad == 0
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def remap(codes, mapping):
+    """``codes[i] = mapping[codes[i]]`` in place, leaving negative codes (nulls) alone."""
+    for i in prange(codes.shape[0]):
+        c = codes[i]
+        if c >= 0:
+            codes[i] = mapping[c]
+
+
+def encode_strings(offsets, data, bucket_bits=8, hash_mask=0xFFFFFFFFFFFFFFFF, verify="bytes"):
     """Dense codes for strings: ``(codes int32[n], first int64[U], u_off, u_data)``.
 
     ``first[c]`` is the index of a string with code ``c``; ``u_off``/``u_data`` hold the unique
     strings (code order, which follows hash buckets, not bytes: sort them when an order is
     wanted). Rows are bucketed by hash and each bucket builds its own small table in parallel,
-    matching on the 64-bit hash alone; one parallel pass over the rows then checks every string
-    against its unique, and on a collision (about 1e-7 for 2.6M distinct ids) the bytes are
-    compared during the build instead. ``hash_mask`` exists to force collisions in tests.
+    matching on the 64-bit hash alone. A parallel pass then checks every match: ``"bytes"``
+    compares each string with its unique (cheap when the uniques fit in cache, as within one
+    row group); ``"hash"`` compares an independent second 64-bit hash (one 8-byte read per
+    string, for millions of uniques). A failed check (a collision of the first hash) rebuilds
+    the codes comparing bytes. ``hash_mask`` exists to force collisions in tests.
     """
     hashes = hash_strings(offsets, data) & np.uint64(hash_mask)
     rows, rhash, counts = _bucket_rows(hashes, bucket_bits, get_num_threads())
     del hashes
     codes, first = _codes_from_buckets(rows, rhash, counts, False, offsets, data)
-    u_off, u_data = take_strings(offsets, data, first)
-    if not _verify(offsets, data, codes, u_off, u_data):
+    if verify == "hash":
+        ok = _verify_hash(hash_strings_two(offsets, data), codes, first)
+        u_off, u_data = take_strings(offsets, data, first)
+    else:
+        u_off, u_data = take_strings(offsets, data, first)
+        ok = _verify_bytes(offsets, data, codes, u_off, u_data)
+    if not ok:
         codes, first = _codes_from_buckets(rows, rhash, counts, True, offsets, data)
         u_off, u_data = take_strings(offsets, data, first)
     return codes, first, u_off, u_data

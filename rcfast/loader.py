@@ -1,0 +1,138 @@
+"""From batches of Arrow columns to the plain arrays of :class:`rcfast.panel.Columns`.
+
+Batch by batch: check and convert the columns, encode the product ids, compute weeks, set rows
+aside (counted per reason, with examples; ``strict`` raises on the first), and copy the kept
+values into preallocated compact arrays. Memory holds one batch plus the compact arrays.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rcfast.arrow_io import (
+    REJECT_REASONS,
+    Batch,
+    InputError,
+    ProductEncoder,
+    ReadOptions,
+    convert_batch,
+    reject_masks,
+)
+from rcfast.kernels import strings
+from rcfast.kernels.time import week_index
+from rcfast.panel import Columns
+
+MAX_EXAMPLES = 20
+
+_FIELD_OF_REASON = {"null_product_id": "product_id", "null_timestamp": "timestamp",
+                    "timestamp_out_of_range": "timestamp", "after_until": "timestamp",
+                    "null_rating": "rating", "rating_out_of_range": "rating"}
+_FIX = {
+    "null_product_id": "drop or fill the row's product id",
+    "null_timestamp": "fix the time, or map the right column with --map timestamp=COLUMN",
+    "timestamp_out_of_range": "check the unit (--timestamp-unit) or drop the row",
+    "null_rating": "drop the row or fill its rating",
+    "rating_out_of_range": "ratings must lie in [1, 5]; map the right column or rescale it",
+    "after_until": "raise --until or leave it out",
+}
+
+
+@dataclass
+class Rejects:
+    """Rows set aside, per reason, with a few examples (file, 0-based row in the file)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
+    examples: list[dict] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def merge(self, other: Rejects) -> None:
+        for k, v in other.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + v
+        self.examples = sorted(self.examples + other.examples,
+                               key=lambda e: (e["file"], e["row"]))[:MAX_EXAMPLES]
+
+
+def first_reasons(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """The first reason (index into REJECT_REASONS) of each row, -1 where the row is kept."""
+    reason = np.full(n, -1, dtype=np.int8)
+    for code in range(len(REJECT_REASONS) - 1, -1, -1):  # the first reason wins
+        m = masks.get(REJECT_REASONS[code])
+        if m is not None:
+            reason[m] = code
+    return reason
+
+
+def count_rejects(batch: Batch, reason: np.ndarray, rej: Rejects, strict: bool) -> None:
+    bad = np.flatnonzero(reason >= 0)
+    if bad.size == 0:
+        return
+    for code, c in enumerate(np.bincount(reason[bad], minlength=len(REJECT_REASONS))):
+        rej.counts[REJECT_REASONS[code]] += int(c)
+    for i in bad[:max(0, MAX_EXAMPLES - len(rej.examples))]:
+        why = REJECT_REASONS[reason[i]]
+        fld = _FIELD_OF_REASON[why]
+        rej.examples.append({"file": str(batch.path), "row": int(batch.row0 + i),
+                             "column": batch.colmap.get(fld, fld), "reason": why})
+    if strict:
+        i = int(bad[0])
+        why = REJECT_REASONS[reason[i]]
+        col = batch.colmap.get(_FIELD_OF_REASON[why], _FIELD_OF_REASON[why])
+        raise InputError(f"{batch.path}: row {batch.row0 + i} (0-based), column {col!r}: "
+                         f"{why} ({_FIX[why]}); without --strict such rows are set aside "
+                         "and counted")
+
+
+def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
+                 until_week: int | None, strict: bool,
+                 progress: bool = False) -> tuple[Columns, Rejects, int]:
+    """Convert every batch; return ``(Columns, Rejects, rows_read)``."""
+    from tqdm.auto import tqdm
+
+    code = np.empty(total_rows, dtype=np.int32)
+    week = np.empty(total_rows, dtype=np.int32)
+    rating = np.empty(total_rows, dtype=np.float64)
+    helpful = np.empty(total_rows, dtype=np.int64)
+    verified = np.empty(total_rows, dtype=np.int8)
+    text_len = np.empty(total_rows, dtype=np.int64)
+    tl_valid = np.empty(total_rows, dtype=bool)
+    enc = ProductEncoder()
+    rej = Rejects()
+    pos = 0
+    bar = tqdm(total=total_rows, desc="read", unit="row", unit_scale=True, file=sys.stderr,
+               disable=not progress or total_rows < 4 * (1 << 20))
+    for batch in batches:
+        b = convert_batch(batch.path, batch.cols, batch.colmap, ropts)
+        n = len(b.rating)
+        if pos + n > total_rows:
+            raise InputError(f"{batch.path}: more rows than its metadata says; is the file "
+                             "being written to?")
+        c = enc.add(b.product_chunks)
+        w = week_index(b.ms)
+        reason = first_reasons(reject_masks(b, c, w, until_week), n)
+        count_rejects(batch, reason, rej, strict)
+        c[reason >= 0] = -1
+        sl = slice(pos, pos + n)
+        code[sl], week[sl], rating[sl], helpful[sl] = c, w, b.rating, b.helpful
+        verified[sl], text_len[sl], tl_valid[sl] = b.verified, b.text_len, b.text_len_valid
+        pos += n
+        bar.update(n)
+        del b, batch
+    bar.close()
+    if pos != total_rows:
+        code, week, rating, helpful = code[:pos], week[:pos], rating[:pos], helpful[:pos]
+        verified, text_len, tl_valid = verified[:pos], text_len[:pos], tl_valid[:pos]
+    mapping, products = enc.finish()
+    strings.remap(code, mapping)
+    return (Columns(products, code, week, rating, helpful, verified, text_len, tl_valid), rej,
+            pos)
+
+
+__all__ = ["MAX_EXAMPLES", "Path", "Rejects", "load_batches"]

@@ -35,7 +35,8 @@ _POW10 = np.array([10.0**i for i in range(23)])
 
 @njit(inline="always", nogil=True)
 def _is_ws(c):
-    return c == 32 or c == 9 or c == 13 or c == 10
+    # no newline: in JSON lines a record never spans lines, so a newline ends the scan
+    return c == 32 or c == 9 or c == 13
 
 
 @njit(inline="always", nogil=True)
@@ -156,7 +157,7 @@ def _skip_value(data, p, end):
                 depth -= 1
                 if depth == 0:
                     return p + 1
-            elif c >= 128:
+            elif c >= 128 or c == 10:
                 return -1
             p += 1
         return -1
@@ -419,33 +420,34 @@ def _match_key(data, ks, ke, keys, key_offs):
 @njit(nogil=True)
 def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, ival, fval,
                  thash):
+    """Read one object starting at p; return the index after its closing brace, or -1."""
     if p >= end or data[p] != 123:
-        return False
+        return -1
     p = _skip_ws(data, p + 1, end)
     if p < end and data[p] == 125:
-        return _skip_ws(data, p + 1, end) == end
+        return p + 1
     while True:
         if p >= end or data[p] != 34:
-            return False
+            return -1
         ks = p + 1
         q = _skip_string(data, p, end)
         if q < 0:
-            return False
+            return -1
         ke = q - 1
         for j in range(ks, ke):
             if data[j] == 92:
-                return False  # an escaped key might spell a wanted one: pyarrow decides
+                return -1  # an escaped key might spell a wanted one: pyarrow decides
         k = _match_key(data, ks, ke, keys, key_offs)
         p = _skip_ws(data, q, end)
         if p >= end or data[p] != 58:
-            return False
+            return -1
         p = _skip_ws(data, p + 1, end)
         if p >= end:
-            return False
+            return -1
         if k < 0:
             p = _skip_value(data, p, end)
             if p < 0:
-                return False
+                return -1
         elif _is_null(data, p, end):
             present[k, r] = False
             p += 4
@@ -453,13 +455,13 @@ def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, 
             kind = kinds[k]
             if kind == KIND_STR:
                 if data[p] != 34:
-                    return False
+                    return -1
                 q = _skip_string(data, p, end)
                 if q < 0:
-                    return False
+                    return -1
                 for j in range(p + 1, q - 1):
                     if data[j] == 92:
-                        return False  # ids with escapes: let pyarrow decode them
+                        return -1  # ids with escapes: let pyarrow decode them
                 sstart[k, r] = p + 1
                 send[k, r] = q - 1
                 present[k, r] = True
@@ -467,14 +469,14 @@ def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, 
             elif kind == KIND_INT:
                 v, q = _parse_int(data, p, end)
                 if q < 0:
-                    return False
+                    return -1
                 ival[k, r] = v
                 present[k, r] = True
                 p = q
             elif kind == KIND_FLOAT:
                 x, q = _parse_float(data, p, end)
                 if q < 0:
-                    return False
+                    return -1
                 fval[k, r] = x
                 present[k, r] = True
                 p = q
@@ -489,11 +491,11 @@ def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, 
                     ival[k, r] = 0
                     p += 5
                 else:
-                    return False
+                    return -1
                 present[k, r] = True
             elif kind == KIND_LIST_FIRST:
                 if data[p] != 91:
-                    return False
+                    return -1
                 p = _skip_ws(data, p + 1, end)
                 if p < end and data[p] == 93:
                     present[k, r] = False
@@ -501,7 +503,7 @@ def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, 
                 else:
                     v, q = _parse_int(data, p, end)
                     if q < 0:
-                        return False
+                        return -1
                     ival[k, r] = v
                     present[k, r] = True
                     p = _skip_ws(data, q, end)
@@ -509,30 +511,30 @@ def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, 
                         p = _skip_ws(data, p + 1, end)
                         _v, q = _parse_int(data, p, end)
                         if q < 0:
-                            return False
+                            return -1
                         p = _skip_ws(data, q, end)
                     if p >= end or data[p] != 93:
-                        return False
+                        return -1
                     p += 1
             else:  # KIND_TEXT
                 if data[p] != 34:
-                    return False
+                    return -1
                 ncp, h, q = _scan_text(data, p, end)
                 if q < 0:
-                    return False
+                    return -1
                 ival[k, r] = ncp
                 thash[r] = h
                 present[k, r] = True
                 p = q
         p = _skip_ws(data, p, end)
         if p >= end:
-            return False
+            return -1
         if data[p] == 44:
             p = _skip_ws(data, p + 1, end)
             continue
         if data[p] == 125:
-            return _skip_ws(data, p + 1, end) == end
-        return False
+            return p + 1
+        return -1
 
 
 @njit(nogil=True, cache=True)
@@ -581,44 +583,57 @@ def scan_jsonl(data, keys, key_offs, kinds):
     line = 0
     pos = 0
     while pos < n:
-        e = pos
-        while e < n and data[e] != 10:
-            e += 1
-        le = e
-        if le > pos and data[le - 1] == 13:
-            le -= 1
-        p = _skip_ws(data, pos, le)
-        if p >= le:
-            if e < n or le > pos:
+        p = _skip_ws(data, pos, n)
+        if p >= n or data[p] == 10:  # whitespace-only line
+            if p < n or p > pos:
                 blank += 1
-        else:
-            r = nrec
-            nrec += 1
-            rec_start[r] = pos
-            rec_end[r] = le
-            line_idx[r] = line
-            w = nok
+            line += 1
+            pos = p + 1
+            continue
+        r = nrec
+        nrec += 1
+        rec_start[r] = pos
+        line_idx[r] = line
+        w = nok
+        for k in range(nk):
+            present[k, w] = False
+        thash[w] = 0
+        # the object is parsed without first looking for the line end (one pass over the
+        # bytes instead of two); only a failed line is searched for its newline
+        q = _scan_object(data, p, n, keys, key_offs, kinds, w, present, sstart, send, ival,
+                         fval, thash)
+        good = False
+        e = n
+        if q >= 0:
+            q = _skip_ws(data, q, n)
+            if q >= n or data[q] == 10:
+                good = True
+                e = q
+        if not good:
+            e = p
+            while e < n and data[e] != 10:
+                e += 1
+        le = e
+        while le > pos and data[le - 1] == 13:
+            le -= 1
+        rec_end[r] = le
+        if good:
+            ok_idx[w] = r
             for k in range(nk):
-                present[k, w] = False
-            thash[w] = 0
-            if _scan_object(data, p, le, keys, key_offs, kinds, w, present, sstart, send, ival,
-                            fval, thash):
-                ok_idx[w] = r
-                for k in range(nk):
-                    sl = str_slot[k]
-                    if sl < 0:
-                        continue
-                    if present[k, w]:
-                        a = sstart[k, w]
-                        b = send[k, w]
-                        o = spos[sl]
-                        for j in range(b - a):
-                            str_bytes[sl, o + j] = data[a + j]
-                        spos[sl] = o + b - a
-                    str_offsets[sl, w + 1] = spos[sl]
-                nok += 1
-            else:
-                status[r] = 1
+                sl = str_slot[k]
+                if sl < 0:
+                    continue
+                if present[k, w]:
+                    a = sstart[k, w]
+                    b = send[k, w]
+                    o = spos[sl]
+                    for j in range(b - a):
+                        str_bytes[sl, o + j] = data[a + j]
+                    spos[sl] = o + b - a
+                str_offsets[sl, w + 1] = spos[sl]
+            nok += 1
+        else:
+            status[r] = 1
         line += 1
         pos = e + 1
     return (nok, blank, rec_start[:nrec], rec_end[:nrec], line_idx[:nrec], status[:nrec],

@@ -28,7 +28,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from rcfast import __version__
-from rcfast.ingest.formats import TEXT_ALIASES, Plan, make_plan
+from rcfast.ingest.formats import Plan, make_plan
 from rcfast.ingest.pipeline import (
     PARTITION_HASH,
     BlockProcessor,
@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input format (default: detected from each file's content)")
     ap.add_argument("--map", action="append", metavar="FIELD=COLUMN", default=[],
                     help="take FIELD from raw COLUMN (fields: product_id, user_id, timestamp, "
-                    f"rating, helpful_votes, verified, text_len, category, text); repeatable")
+                    "rating, helpful_votes, verified, text_len, category, text); repeatable")
     ap.add_argument("--strict", action="store_true",
                     help="stop at the first bad line (exit 2) instead of quarantining it")
     ap.add_argument("--keep-text", action="store_true", help="keep the review text column")

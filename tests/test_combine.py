@@ -5,10 +5,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
-import os
 import pathlib
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -629,7 +627,7 @@ def test_csv_bad_rows_and_quoted_newlines(tmp_path):
     rows[20] = row(20).replace(",5.0,", ",9.0,").replace(",1.0,", ",9.0,")  # rating 9
     rows[30] = row(30).replace("fine", "fi\xffne")
     raw = "\n".join(rows).encode("utf-8", errors="surrogateescape")
-    raw = raw.replace("fi\xffne".encode("utf-8"), b"fi\xffne")
+    raw = raw.replace("fi\xffne".encode(), b"fi\xffne")
     src = tmp_path / "legacy.csv.gz"
     src.write_bytes(gzip.compress(raw + b"\n"))
     out = tmp_path / "out"

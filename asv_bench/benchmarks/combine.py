@@ -34,7 +34,7 @@ class Combine:
             try:
                 __import__(tool)
             except ImportError:
-                raise NotImplementedError(f"{tool} is not installed")
+                raise NotImplementedError(f"{tool} is not installed") from None
         self.out = tempfile.mkdtemp(prefix="rcfast-asv-out-")
         if tool == "rcfast":
             # warm the Numba scanner (cached on disk) outside the timed part

@@ -152,7 +152,7 @@ class Plan:
     csv_has_header: bool = False
     delimiter: str = ","
     helpful_zero: bool = False
-    scan: "ScanSpec | None" = None  #: Numba fast path for JSON lines, when the fields allow it
+    scan: ScanSpec | None = None  #: Numba fast path for JSON lines, when the fields allow it
 
     @property
     def read_columns(self) -> list[str]:
@@ -353,8 +353,13 @@ def hash_strings(arr: pa.Array, *, short: bool = False) -> np.ndarray:
     return fnv_hash_strings(offsets, data, valid)
 
 
-def _col(table: pa.Table, names: list[str]) -> pa.Array | None:
-    """The first listed column present, coalesced with the following ones where it is null."""
+def _col(table: pa.Table, names: list[str]) -> pa.Array | _Multi | None:
+    """The listed raw columns that are present, as one array.
+
+    Several columns of one type are coalesced in order (Amazon 2023: ``parent_asin``, then
+    ``asin``); of different types (2018 ``vote`` strings, 2014 ``helpful`` lists) they come back
+    as a :class:`_Multi` for the converter to coalesce after converting each.
+    """
     arrs = []
     for n in names:
         if n in table.column_names:
@@ -362,15 +367,11 @@ def _col(table: pa.Table, names: list[str]) -> pa.Array | None:
             arrs.append(c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c)
     if not arrs:
         return None
-    if len(arrs) == 1 or all(a.type == arrs[0].type for a in arrs) is False:
-        return arrs[0] if len(arrs) == 1 else _coalesce_mixed(arrs)
-    return pc.coalesce(*arrs)
-
-
-def _coalesce_mixed(arrs: list[pa.Array]) -> pa.Array:
-    # different raw types (e.g. 2018 vote string + 2014 helpful list): the caller converts each
-    # and coalesces; keep them apart by returning a struct-free marker list
-    return _Multi(arrs)  # type: ignore[return-value]
+    if len(arrs) == 1:
+        return arrs[0]
+    if all(a.type == arrs[0].type for a in arrs):
+        return pc.coalesce(*arrs)
+    return _Multi(arrs)
 
 
 class _Multi(list):

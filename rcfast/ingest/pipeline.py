@@ -20,7 +20,8 @@ import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import orjson
@@ -634,7 +635,6 @@ def run_blocks(
     errors: list[BaseException] = []
     lock = threading.Lock()
     sem = threading.BoundedSemaphore(max_inflight)
-    futures: list[Future] = []
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rcfast-block") as pool:
 

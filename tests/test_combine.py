@@ -658,3 +658,28 @@ def test_escaped_key_and_nested_values(tmp_path):
     assert sorted(t.column("product_id").to_pylist()) == sorted(
         [json.loads(line2023(0))["parent_asin"], d["parent_asin"],
          json.loads(line2023(2))["parent_asin"]])
+
+
+def test_byte_order_mark(tmp_path):
+    src = tmp_path / "bom.jsonl"
+    src.write_bytes(b"\xef\xbb\xbf" + "".join(line2023(i) + "\n" for i in range(5)).encode())
+    out = tmp_path / "out"
+    assert run([str(src), "-o", str(out)]) == 0
+    assert summary(out)["rows_written"] == 5
+
+
+def test_generic_jsonl_with_map(tmp_path):
+    recs = [json.dumps({"sku": 1000 + i % 4, "reviewer": f"r{i}", "ts": 1_600_000_000 + i,
+                        "score": 1 + i % 5, "body": "é" * i, "ok": i % 2 == 0})
+            for i in range(12)]
+    src = tmp_path / "shop.ndjson"
+    write_lines(src, recs)
+    out = tmp_path / "out"
+    assert run([str(src), "-o", str(out), "--map", "product_id=sku", "--map", "user_id=reviewer",
+                "--map", "timestamp=ts", "--map", "rating=score", "--map", "text=body",
+                "--map", "verified=ok"]) == 0
+    t = read_out(out)
+    r = {x["user_id"]: x for x in t.to_pylist()}["r5"]
+    assert r["product_id"] == "1001" and r["text_len"] == 5 and r["verified"] is False
+    assert r["timestamp"].timestamp() == 1_600_000_005  # auto: seconds (< 1e11)
+    assert summary(out)["files"][0]["format"] == "jsonl"

@@ -385,8 +385,14 @@ def iter_blocks(
     buf = bytearray()
     line = 1
     seq = 0
+    bom_checked = False
     for piece in iter_decompressed(path, comp, state, on_bytes):
         buf += piece
+        if not bom_checked and len(buf) >= 3:
+            # a UTF-8 byte-order mark (Windows exports) is not part of the first record
+            if buf.startswith(b"\xef\xbb\xbf"):
+                del buf[:3]
+            bom_checked = True
         if len(buf) < block_size:
             continue
         cut = _last_boundary(buf, quoted)

@@ -248,7 +248,7 @@ class ProductEncoder:
                 self._pool[0] if self._pool else pa.array([], type=pa.large_string()))
         self._pool = []
         off, data = string_buffers(pool)
-        codes, _, u_off, u_data = strings.encode_strings(off, data, verify="hash")
+        codes, _, u_off, u_data = strings.encode_strings(off, data)
         order = strings.argsort_strings(u_off, u_data)
         rank = np.empty(order.shape[0], dtype=np.int32)
         rank[order] = np.arange(order.shape[0], dtype=np.int32)

@@ -38,27 +38,6 @@ def _hash_one(data, start, end):
     return _mix64(h ^ np.uint64(end - start))
 
 
-@njit(inline="always")
-def _hash_two(data, start, end):
-    # an independent second hash (other basis, other multiplier) to check matches by
-    h = np.uint64(0x84222325CBF29CE4)
-    for j in range(start, end):
-        h ^= np.uint64(data[j])
-        h *= np.uint64(0x100000001B3)
-        h ^= h >> np.uint64(29)
-    return _mix64(h + np.uint64(end - start) * np.uint64(0x9E3779B97F4A7C15))
-
-
-@njit(parallel=True, nogil=True, cache=True)
-def hash_strings_two(offsets, data):
-    """The second, independent 64-bit hash of each string (see :func:`encode_strings`)."""
-    n = offsets.shape[0] - 1
-    out = np.empty(n, dtype=np.uint64)
-    for i in prange(n):
-        out[i] = _hash_two(data, offsets[i], offsets[i + 1])
-    return out
-
-
 @njit(parallel=True, nogil=True, cache=True)
 def hash_strings(offsets, data):
     """Stable 64-bit hash (FNV-1a + murmur finalizer) of each string; same bytes, same hash."""
@@ -92,49 +71,92 @@ def _word(data, start, end, level):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _bucket_rows(hashes, bucket_bits, n_blocks):
-    """Row indices grouped by the hash's top bits (a parallel, stable counting sort)."""
+def _bucket_scatter(offsets, data, hashes, bucket_bits, n_blocks):
+    """Copy the strings into bucket order (bucket = top bits of the hash), stably.
+
+    Reads everything in row order and writes one sequential stream per bucket, so it runs at
+    memory speed; a gather in bucket order would miss the cache on every row. Returns
+    ``(rows, rhash, counts, b_off, b_data, starts)``: ``starts[t, b]`` is where block ``t``'s
+    rows of bucket ``b`` begin (for :func:`_unbucket`).
+    """
     n = hashes.shape[0]
     nb = 1 << bucket_bits
     shift = np.uint64(64 - bucket_bits)
     nt = max(1, min(n_blocks, n // 65536 + 1))
     block = (n + nt - 1) // nt
-    hist = np.zeros((nt, nb), dtype=np.int64)
+    cnt = np.zeros((nt, nb), dtype=np.int64)
+    byt = np.zeros((nt, nb), dtype=np.int64)
     for t in prange(nt):
         for i in range(t * block, min(n, (t + 1) * block)):
-            hist[t, np.int64(hashes[i] >> shift)] += 1
+            b = np.int64(hashes[i] >> shift)
+            cnt[t, b] += 1
+            byt[t, b] += offsets[i + 1] - offsets[i]
     counts = np.zeros(nb + 1, dtype=np.int64)
+    starts = np.empty((nt, nb), dtype=np.int64)
+    bstarts = np.empty((nt, nb), dtype=np.int64)
+    r = 0
+    y = 0
     for b in range(nb):
-        c = counts[b]
         for t in range(nt):
-            k = hist[t, b]
-            hist[t, b] = c
-            c += k
-        counts[b + 1] = c
+            starts[t, b] = r
+            bstarts[t, b] = y
+            r += cnt[t, b]
+            y += byt[t, b]
+        counts[b + 1] = r
     rows = np.empty(n, dtype=np.int64)
     rhash = np.empty(n, dtype=np.uint64)
+    b_off = np.empty(n + 1, dtype=np.int64)
+    b_off[n] = y
+    b_data = np.empty(y, dtype=np.uint8)
     for t in prange(nt):
-        h_t = hist[t]
+        rp = starts[t].copy()
+        bp = bstarts[t].copy()
         for i in range(t * block, min(n, (t + 1) * block)):
             h = hashes[i]
             b = np.int64(h >> shift)
-            rows[h_t[b]] = i
-            rhash[h_t[b]] = h
-            h_t[b] += 1
-    return rows, rhash, counts
+            p = rp[b]
+            rows[p] = i
+            rhash[p] = h
+            d = bp[b]
+            b_off[p] = d
+            s0 = offsets[i]
+            ln = offsets[i + 1] - s0
+            for j in range(ln):
+                b_data[d + j] = data[s0 + j]
+            bp[b] = d + ln
+            rp[b] = p + 1
+    return rows, rhash, counts, b_off, b_data, starts
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _codes_from_buckets(rows, rhash, counts, keys_equal, offsets, data):
-    """Per bucket, in parallel: a small open-addressing table from hash to a local code.
-
-    With ``keys_equal`` False, equal hashes mean equal strings (checked afterwards by
-    :func:`_verify`); with True the bytes are compared too (the exact fallback).
-    """
-    n = rows.shape[0]
-    nb = counts.shape[0] - 1
+def _unbucket(codes_b, hashes, bucket_bits, starts):
+    """Codes back into row order, reading one sequential stream per bucket."""
+    n = hashes.shape[0]
+    nt = starts.shape[0]
+    shift = np.uint64(64 - bucket_bits)
+    block = (n + nt - 1) // nt
     codes = np.empty(n, dtype=np.int32)
-    local_first = np.empty(n, dtype=np.int64)  # per bucket, packed at the bucket's start
+    for t in prange(nt):
+        rp = starts[t].copy()
+        for i in range(t * block, min(n, (t + 1) * block)):
+            b = np.int64(hashes[i] >> shift)
+            codes[i] = codes_b[rp[b]]
+            rp[b] += 1
+    return codes
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _codes_from_buckets(rhash, counts, b_off, b_data):
+    """Per bucket, in parallel: a small open-addressing table from string to code.
+
+    Both the string being looked up and the first string of each code sit in the bucket's own
+    stretch of ``b_data``, so equal hashes are confirmed by comparing bytes without a cache
+    miss. Returns codes in bucket order and, per code, the bucket position of its first string.
+    """
+    n = rhash.shape[0]
+    nb = counts.shape[0] - 1
+    codes_b = np.empty(n, dtype=np.int32)
+    local_first = np.empty(n, dtype=np.int64)  # bucket positions, packed at the bucket's start
     n_local = np.zeros(nb, dtype=np.int64)
     for b in prange(nb):
         lo = counts[b]
@@ -151,24 +173,20 @@ def _codes_from_buckets(rows, rhash, counts, keys_equal, offsets, data):
         nu = 0
         for t in range(lo, hi):
             h = rhash[t]
-            i = rows[t]
             s = np.int64(h & mask)
             while True:
                 c = t_code[s]
                 if c == -1:
                     t_code[s] = nu
                     t_hash[s] = h
-                    local_first[lo + nu] = i
-                    codes[i] = nu
+                    local_first[lo + nu] = t
+                    codes_b[t] = nu
                     nu += 1
                     break
                 if t_hash[s] == h:
-                    if not keys_equal:
-                        codes[i] = c
-                        break
                     f = local_first[lo + c]
-                    if _equal(data, offsets[i], offsets[i + 1], offsets[f], offsets[f + 1]):
-                        codes[i] = c
+                    if _equal(b_data, b_off[t], b_off[t + 1], b_off[f], b_off[f + 1]):
+                        codes_b[t] = c
                         break
                 s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
         n_local[b] = nu
@@ -181,43 +199,8 @@ def _codes_from_buckets(rows, rhash, counts, keys_equal, offsets, data):
         for c in range(n_local[b]):
             first[base[b] + c] = local_first[lo + c]
         for t in range(lo, counts[b + 1]):
-            i = rows[t]
-            codes[i] = np.int32(codes[i] + base[b])
-    return codes, first
-
-
-@njit(parallel=True, nogil=True, cache=True)
-def _verify_bytes(offsets, data, codes, u_off, u_data):
-    """True when every string equals the unique string of its code (no hash collision)."""
-    n = offsets.shape[0] - 1
-    bad = 0
-    for i in prange(n):
-        c = codes[i]
-        s = offsets[i]
-        ln = offsets[i + 1] - s
-        us = u_off[c]
-        if u_off[c + 1] - us != ln:
-            bad += 1
-            continue
-        for j in range(ln):
-            if data[s + j] != u_data[us + j]:
-                bad += 1
-                break
-    return bad == 0
-
-
-@njit(parallel=True, nogil=True, cache=True)
-def _verify_hash(h2, codes, first):
-    """True when every string's second hash equals that of its code's first string."""
-    n = codes.shape[0]
-    h2u = np.empty(first.shape[0], dtype=np.uint64)
-    for c in prange(first.shape[0]):
-        h2u[c] = h2[first[c]]
-    bad = 0
-    for i in prange(n):
-        if h2[i] != h2u[codes[i]]:
-            bad += 1
-    return bad == 0
+            codes_b[t] = np.int32(codes_b[t] + base[b])
+    return codes_b, first
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -229,32 +212,26 @@ def remap(codes, mapping):
             codes[i] = mapping[c]
 
 
-def encode_strings(offsets, data, bucket_bits=8, hash_mask=0xFFFFFFFFFFFFFFFF, verify="bytes"):
+def encode_strings(offsets, data, bucket_bits=None, hash_mask=0xFFFFFFFFFFFFFFFF):
     """Dense codes for strings: ``(codes int32[n], first int64[U], u_off, u_data)``.
 
     ``first[c]`` is the index of a string with code ``c``; ``u_off``/``u_data`` hold the unique
     strings (code order, which follows hash buckets, not bytes: sort them when an order is
-    wanted). Rows are bucketed by hash and each bucket builds its own small table in parallel,
-    matching on the 64-bit hash alone. A parallel pass then checks every match: ``"bytes"``
-    compares each string with its unique (cheap when the uniques fit in cache, as within one
-    row group); ``"hash"`` compares an independent second 64-bit hash (one 8-byte read per
-    string, for millions of uniques). A failed check (a collision of the first hash) rebuilds
-    the codes comparing bytes. ``hash_mask`` exists to force collisions in tests.
+    wanted). Strings are copied into buckets by a 64-bit hash (:func:`_bucket_scatter`), and each
+    bucket builds its own small table in parallel, comparing bytes on equal hashes: exact, and
+    every access stays inside one bucket. ``hash_mask`` exists to force collisions in tests.
     """
+    if bucket_bits is None:  # about 8k strings a bucket: its table stays in L2
+        bucket_bits = int(min(14, max(8, np.log2(max(1, offsets.shape[0] - 1) / 8192))))
     hashes = hash_strings(offsets, data) & np.uint64(hash_mask)
-    rows, rhash, counts = _bucket_rows(hashes, bucket_bits, get_num_threads())
-    del hashes
-    codes, first = _codes_from_buckets(rows, rhash, counts, False, offsets, data)
-    if verify == "hash":
-        ok = _verify_hash(hash_strings_two(offsets, data), codes, first)
-        u_off, u_data = take_strings(offsets, data, first)
-    else:
-        u_off, u_data = take_strings(offsets, data, first)
-        ok = _verify_bytes(offsets, data, codes, u_off, u_data)
-    if not ok:
-        codes, first = _codes_from_buckets(rows, rhash, counts, True, offsets, data)
-        u_off, u_data = take_strings(offsets, data, first)
-    return codes, first, u_off, u_data
+    rows, rhash, counts, b_off, b_data, starts = _bucket_scatter(offsets, data, hashes,
+                                                                 bucket_bits, get_num_threads())
+    codes_b, first_b = _codes_from_buckets(rhash, counts, b_off, b_data)
+    del rhash
+    u_off, u_data = take_strings(b_off, b_data, first_b)
+    del b_off, b_data
+    codes = _unbucket(codes_b, hashes, bucket_bits, starts)
+    return codes, rows[first_b], u_off, u_data
 
 
 @njit(nogil=True, cache=True)

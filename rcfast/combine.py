@@ -61,7 +61,8 @@ PARTITIONING_KEY = "rcfast.partitioning"
 DEFAULT_BLOCK_BYTES = 8 << 20
 # Input bytes (uncompressed estimate) per output partition under --partitions auto: a partition
 # is read back whole at the end, so this bounds the finalize memory whatever the input size.
-_AUTO_BYTES_PER_PARTITION = 256 << 20
+_AUTO_BYTES_PER_PARTITION = 128 << 20
+_MAX_AUTO_PARTITIONS = 4096
 _COMPRESSION_RATIO = {"gzip": 4, "zstd": 5, "bz2": 6, None: 1}
 
 
@@ -82,9 +83,28 @@ def auto_partitions(detected: list[Detected]) -> int:
         size = os.path.getsize(d.path)
         est += size * (3 if d.format == "parquet" else _COMPRESSION_RATIO.get(d.compression, 4))
     n = 16
-    while est / n > _AUTO_BYTES_PER_PARTITION:
+    while est / n > _AUTO_BYTES_PER_PARTITION and n < _MAX_AUTO_PARTITIONS:
         n *= 2
     return n
+
+
+def _ensure_open_files(n: int) -> None:
+    """One spill file per partition is open at a time: raise the soft fd limit if needed."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = n + 256
+        if soft != resource.RLIM_INFINITY and soft < want:
+            new = want if hard == resource.RLIM_INFINITY else min(hard, want)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            if new < want:
+                raise InputError(
+                    f"--partitions {n} needs {want} open files, the limit is {hard}; "
+                    "use fewer partitions"
+                )
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX
+        pass
 
 
 def _split_text_mapping(items: list[str] | None) -> tuple[list[str], str | None]:
@@ -238,6 +258,7 @@ def combine(
                                ts_unit=timestamp_unit, file_category=category_from_name(p),
                                parquet_columns=parquet_cols, json_sample_schema=sample_schema))
     n_parts = partitions or auto_partitions(detected)
+    _ensure_open_files(n_parts)
 
     out_abs, tmp = _prepare_output(out, paths)
     try:
@@ -422,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--keep-duplicates", action="store_true",
                     help="keep exact duplicates (same user, product, timestamp and text)")
     ap.add_argument("--partitions", default="auto", metavar="N|auto",
-                    help="number of output files (default auto: 16, more for inputs over ~4 GB "
+                    help="number of output files (default auto: 16, more for inputs over ~2 GB "
                     "uncompressed, so that one partition stays small)")
     ap.add_argument("--workers", type=int, default=None,
                     help="worker threads (default: the CPUs this process may use)")

@@ -261,7 +261,8 @@ def detect_format(path: str, forced: str | None, mapping: dict[str, str]) -> Det
             return Detected(path, forced, comp, delimiter="\t" if forced == "tsv" else ",")
         return Detected(path, "empty", comp)
     first = lines[0].lstrip()
-    is_json = first.startswith(b"{")
+    # JSON lines if any of the first lines is a JSON object (the very first may be damaged)
+    is_json = first.startswith(b"{") or any(_is_json_object(ln) for ln in lines[:50])
     if forced in JSON_FORMATS or (forced is None and is_json):
         keys: set[str] = set()
         for ln in lines[:50]:
@@ -318,6 +319,15 @@ def detect_format(path: str, forced: str | None, mapping: dict[str, str]) -> Det
         f"{path}: cannot detect the format (first line {text_first[:80]!r}); "
         f"give --format ({', '.join(FORMATS)}) and --map FIELD=COLUMN"
     )
+
+
+def _is_json_object(line: bytes) -> bool:
+    if not line.lstrip().startswith(b"{"):
+        return False
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _json_format_from_keys(keys: set[str]) -> str | None:

@@ -154,8 +154,8 @@ def panel_batches(cols: Columns, opts: PanelOptions, stats: PanelStats,
         t = now
 
     n_products = len(cols.products)
-    perm, offsets = group.counting_sort(cols.product_code, n_products, numba.get_num_threads())
-    sw = group.sort_segments(perm, offsets, cols.week)
+    perm, offsets, sw = group.sort_by_product_week(cols.product_code, cols.week, n_products,
+                                                   numba.get_num_threads())
     group_offsets, run_start = group.week_runs(sw, offsets)
     gweek = aggregate.group_weeks(sw, run_start)
     del sw

@@ -72,22 +72,36 @@ def test_to_ms_floors(vals, factor):
 @given(st.lists(st.integers(-1, 6), max_size=300), st.integers(1, 8))
 def test_counting_sort_stable(keys, blocks):
     k = np.array(keys, dtype=np.int32)
-    perm, offsets = group.counting_sort(k, 7, blocks)
+    rows = np.arange(len(keys), dtype=np.int64)
+    offsets, perm, moved = group.counting_sort(k, 7, blocks, rows, (rows * 10).astype(np.int32))
     expect = sorted((key, i) for i, key in enumerate(keys) if key >= 0)
     assert perm.tolist() == [i for _, i in expect]
+    assert moved.tolist() == [10 * i for _, i in expect]
     assert offsets.tolist() == [sum(1 for x in keys if 0 <= x < j) for j in range(8)]
 
 
 @settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 5), st.integers(-3000, 3000)), max_size=300),
+       st.integers(1, 4))
+def test_sort_by_product_week(rows, blocks):
+    code = np.array([r[0] for r in rows], dtype=np.int32)
+    week = np.array([r[1] for r in rows], dtype=np.int32)
+    perm, offsets, sw = group.sort_by_product_week(code, week, 6, blocks)
+    expect = sorted((c, w, i) for i, (c, w) in enumerate(rows) if c >= 0)
+    assert perm.tolist() == [i for _, _, i in expect]
+    assert sw.tolist() == [w for _, w, _ in expect]
+    assert offsets.tolist() == [sum(1 for c, _ in rows if 0 <= c < j) for j in range(7)]
+
+
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(st.integers(-5, 40), max_size=70), max_size=6))
-def test_sort_segments_and_runs(segments):
-    week = np.array([w for s in segments for w in s], dtype=np.int32)
+def test_week_runs(segments):
+    sw = np.array([w for s in segments for w in sorted(s)], dtype=np.int32)
     offsets = np.zeros(len(segments) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(s) for s in segments])
-    perm = np.arange(len(week), dtype=np.int64)
-    sw = group.sort_segments(perm, offsets, week)
-    for p, s in enumerate(segments):
-        seg = perm[offsets[p]:offsets[p + 1]]
-        assert sorted(s) == week[seg].tolist() == sw[offsets[p]:offsets[p + 1]].tolist()
     g_off, run_start = group.week_runs(sw, offsets)
     assert np.diff(g_off).tolist() == [len(set(s)) for s in segments]
+    starts = run_start[:-1].tolist()
+    expect = [offsets[p] + sorted(s).index(w) for p, s in enumerate(segments)
+              for w in sorted(set(s))]
+    assert starts == expect

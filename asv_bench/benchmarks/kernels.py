@@ -95,8 +95,8 @@ class GroupAggregate:
         self._rcfast()  # warm the JIT
 
     def _rcfast(self):
-        perm, off = group.counting_sort(self.codes, len(self.products), numba.get_num_threads())
-        sw = group.sort_segments(perm, off, self.week)
+        perm, off, sw = group.sort_by_product_week(self.codes, self.week, len(self.products),
+                                                   numba.get_num_threads())
         g_off, run_start = group.week_runs(sw, off)
         return aggregate.weekly_aggregates(perm, run_start, self.rating, self.helpful,
                                            self.verified, self.text_len, self.tl_valid)

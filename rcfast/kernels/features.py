@@ -46,6 +46,11 @@ def rolling_features(row_offsets, week, n, rsum, windows, lags, alpha):
     since_prev = np.zeros(R, dtype=np.int32)
     since_prev_valid = np.zeros(R, dtype=np.bool_)
     decay = 1.0 - alpha
+    # decay ** gap for the usual short gaps, without a pow per row
+    powers = np.empty(64, dtype=np.float64)
+    powers[0] = 1.0
+    for g in range(1, 64):
+        powers[g] = powers[g - 1] * decay
     for p in prange(P):
         lo = row_offsets[p]
         hi = row_offsets[p + 1]
@@ -97,7 +102,7 @@ def rolling_features(row_offsets, week, n, rsum, windows, lags, alpha):
                 e = float(n[r])
             else:
                 gap = week[r] - week[r - 1]
-                e = alpha * n[r] + decay ** gap * e
+                e = alpha * n[r] + (powers[gap] if gap < 64 else decay ** gap) * e
             ewm[r] = e
             since_first[r] = week[r] - first
             if prev_rev >= 0:

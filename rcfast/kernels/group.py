@@ -11,11 +11,14 @@ from numba import njit, prange
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def counting_sort(keys, n_keys, n_blocks):
-    """Stable counting sort of row indices by ``keys`` (``-1`` = leave the row out).
+def counting_sort(keys, n_keys, n_blocks, payload, payload2):
+    """Stable counting sort by ``keys`` (``-1`` = leave the row out).
 
-    Returns ``(perm int64[m], offsets int64[n_keys + 1])``. Each of ``n_blocks`` blocks of rows
-    (one per thread) counts into its own histogram, so the scatter is parallel and stays stable.
+    Returns ``(offsets int64[n_keys + 1], payload, payload2)`` in sorted order: the payloads
+    (row ids, weeks, ...) travel to the sorted position in the same pass, where gathering them
+    through a permutation later would miss the cache on every row. Each of ``n_blocks`` blocks
+    of rows (one per thread) counts into its own histogram, so the scatter is parallel and
+    stays stable.
     """
     n = keys.shape[0]
     # one histogram per block: bounded so that they never outweigh the rows themselves
@@ -43,7 +46,8 @@ def counting_sort(keys, n_keys, n_blocks):
             c = hist[t, k]
             hist[t, k] = pos
             pos += c
-    perm = np.empty(offsets[n_keys], dtype=np.int64)
+    moved = np.empty(offsets[n_keys], dtype=payload.dtype)
+    moved2 = np.empty(offsets[n_keys], dtype=payload2.dtype)
     for t in prange(nt):
         lo = t * block
         hi = min(n, lo + block)
@@ -51,52 +55,49 @@ def counting_sort(keys, n_keys, n_blocks):
         for i in range(lo, hi):
             k = keys[i]
             if k >= 0:
-                perm[h[k]] = i
+                moved[h[k]] = payload[i]
+                moved2[h[k]] = payload2[i]
                 h[k] += 1
-    return perm, offsets
+    return offsets, moved, moved2
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def sort_segments(perm, offsets, week):
-    """Order each segment of ``perm`` by ``week`` (in place); return the sorted weeks.
+def _week_keys(code, week):
+    """``week - min week`` of kept rows (``code >= 0``), -1 elsewhere; and the min and range."""
+    n = code.shape[0]
+    lo = np.iinfo(np.int32).max
+    hi = np.iinfo(np.int32).min
+    for i in range(n):
+        if code[i] >= 0:
+            w = week[i]
+            lo = min(lo, w)
+            hi = max(hi, w)
+    keys = np.empty(n, dtype=np.int32)
+    for i in prange(n):
+        keys[i] = week[i] - lo if code[i] >= 0 else -1
+    return keys, lo, max(0, hi - lo + 1)
 
-    Small segments use insertion sort, already-sorted ones (the usual case for time-ordered
-    dumps) are only checked, large unsorted ones use a stable argsort.
-    """
-    n_seg = offsets.shape[0] - 1
-    sw = np.empty(perm.shape[0], dtype=np.int32)
-    for p in prange(n_seg):
-        lo = offsets[p]
-        hi = offsets[p + 1]
-        for t in range(lo, hi):
-            sw[t] = week[perm[t]]
-        ordered = True
-        for t in range(lo + 1, hi):
-            if sw[t] < sw[t - 1]:
-                ordered = False
-                break
-        if ordered:
-            continue
-        m = hi - lo
-        if m <= 32:
-            for t in range(lo + 1, hi):
-                kw = sw[t]
-                kp = perm[t]
-                u = t - 1
-                while u >= lo and sw[u] > kw:
-                    sw[u + 1] = sw[u]
-                    perm[u + 1] = perm[u]
-                    u -= 1
-                sw[u + 1] = kw
-                perm[u + 1] = kp
-        else:
-            sub = np.argsort(sw[lo:hi], kind="mergesort")
-            seg_p = perm[lo:hi].copy()
-            seg_w = sw[lo:hi].copy()
-            for t in range(m):
-                perm[lo + t] = seg_p[sub[t]]
-                sw[lo + t] = seg_w[sub[t]]
-    return sw
+
+@njit(parallel=True, nogil=True, cache=True)
+def _fill_weeks(week_offsets, lo):
+    out = np.empty(week_offsets[-1], dtype=np.int32)
+    for k in prange(week_offsets.shape[0] - 1):
+        for t in range(week_offsets[k], week_offsets[k + 1]):
+            out[t] = lo + k
+    return out
+
+
+def sort_by_product_week(code, week, n_products: int, n_blocks: int):
+    """Rows ordered by (product, week), as ``(perm, offsets, sorted weeks)``, with two stable
+    counting sorts: by week (a few thousand keys, cache-friendly), then by product. No
+    comparison sort, and no sort inside products."""
+    keys, lo, n_weeks = _week_keys(code, week)
+    rows = np.arange(code.shape[0], dtype=np.int64)
+    week_offsets, rows_w, code_w = counting_sort(keys, n_weeks, n_blocks, rows, code)
+    del keys
+    week_w = _fill_weeks(week_offsets, np.int32(lo))
+    offsets, perm, sw = counting_sort(code_w, n_products, n_blocks, rows_w, week_w)
+    return perm, offsets, sw
 
 
 @njit(parallel=True, nogil=True, cache=True)

@@ -231,14 +231,14 @@ class ProductEncoder:
             else:
                 a = _large(ch)
                 off, data = string_buffers(a)
-                local, first, u_off, u_data = strings.encode_strings(off, data)
+                local, u_off, u_data = strings.encode_strings(off, data)
                 codes = local + np.int32(self._size)
                 if a.null_count:
                     codes[~a.is_valid().to_numpy(zero_copy_only=False)] = -1
                 self._pool.append(pa.Array.from_buffers(
-                    pa.large_string(), len(first), [None, pa.py_buffer(u_off),
-                                                    pa.py_buffer(u_data)]))
-                self._size += len(first)
+                    pa.large_string(), len(u_off) - 1, [None, pa.py_buffer(u_off),
+                                                        pa.py_buffer(u_data)]))
+                self._size += len(u_off) - 1
             out.append(codes)
         return np.concatenate(out) if out else np.empty(0, np.int32)
 
@@ -248,7 +248,7 @@ class ProductEncoder:
                 self._pool[0] if self._pool else pa.array([], type=pa.large_string()))
         self._pool = []
         off, data = string_buffers(pool)
-        codes, _, u_off, u_data = strings.encode_strings(off, data)
+        codes, u_off, u_data = strings.encode_strings(off, data)
         order = strings.argsort_strings(u_off, u_data)
         rank = np.empty(order.shape[0], dtype=np.int32)
         rank[order] = np.arange(order.shape[0], dtype=np.int32)

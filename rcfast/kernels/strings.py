@@ -74,10 +74,11 @@ def _word(data, start, end, level):
 def _bucket_scatter(offsets, data, hashes, bucket_bits, n_blocks):
     """Copy the strings into bucket order (bucket = top bits of the hash), stably.
 
-    Reads everything in row order and writes one sequential stream per bucket, so it runs at
-    memory speed; a gather in bucket order would miss the cache on every row. Returns
-    ``(rows, rhash, counts, b_off, b_data, starts)``: ``starts[t, b]`` is where block ``t``'s
-    rows of bucket ``b`` begin (for :func:`_unbucket`).
+    Reads everything in row order and writes two sequential streams per bucket (lengths and
+    bytes), so it runs near memory speed; gathering in bucket order instead would miss the
+    cache on every row. Returns ``(counts, byte_starts, b_len, b_data, starts)``: bucket ``b``
+    holds rows ``counts[b]:counts[b+1]`` and bytes from ``byte_starts[b]``; ``starts[t, b]`` is
+    where block ``t``'s rows of bucket ``b`` begin (for :func:`_unbucket`).
     """
     n = hashes.shape[0]
     nb = 1 << bucket_bits
@@ -92,6 +93,7 @@ def _bucket_scatter(offsets, data, hashes, bucket_bits, n_blocks):
             cnt[t, b] += 1
             byt[t, b] += offsets[i + 1] - offsets[i]
     counts = np.zeros(nb + 1, dtype=np.int64)
+    byte_starts = np.zeros(nb + 1, dtype=np.int64)
     starts = np.empty((nt, nb), dtype=np.int64)
     bstarts = np.empty((nt, nb), dtype=np.int64)
     r = 0
@@ -103,29 +105,23 @@ def _bucket_scatter(offsets, data, hashes, bucket_bits, n_blocks):
             r += cnt[t, b]
             y += byt[t, b]
         counts[b + 1] = r
-    rows = np.empty(n, dtype=np.int64)
-    rhash = np.empty(n, dtype=np.uint64)
-    b_off = np.empty(n + 1, dtype=np.int64)
-    b_off[n] = y
+        byte_starts[b + 1] = y
+    b_len = np.empty(n, dtype=np.int32)
     b_data = np.empty(y, dtype=np.uint8)
     for t in prange(nt):
         rp = starts[t].copy()
         bp = bstarts[t].copy()
         for i in range(t * block, min(n, (t + 1) * block)):
-            h = hashes[i]
-            b = np.int64(h >> shift)
-            p = rp[b]
-            rows[p] = i
-            rhash[p] = h
-            d = bp[b]
-            b_off[p] = d
+            b = np.int64(hashes[i] >> shift)
             s0 = offsets[i]
             ln = offsets[i + 1] - s0
+            b_len[rp[b]] = ln
+            d = bp[b]
             for j in range(ln):
                 b_data[d + j] = data[s0 + j]
             bp[b] = d + ln
-            rp[b] = p + 1
-    return rows, rhash, counts, b_off, b_data, starts
+            rp[b] += 1
+    return counts, byte_starts, b_len, b_data, starts
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -146,17 +142,19 @@ def _unbucket(codes_b, hashes, bucket_bits, starts):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def _codes_from_buckets(rhash, counts, b_off, b_data):
+def _codes_from_buckets(counts, byte_starts, b_len, b_data, hash_mask):
     """Per bucket, in parallel: a small open-addressing table from string to code.
 
     Both the string being looked up and the first string of each code sit in the bucket's own
-    stretch of ``b_data``, so equal hashes are confirmed by comparing bytes without a cache
-    miss. Returns codes in bucket order and, per code, the bucket position of its first string.
+    stretch of ``b_data`` (hashes are recomputed there, in cache), so equal hashes are
+    confirmed by comparing bytes without a cache miss. Returns the codes in bucket order and
+    the uniques' ``(byte start, length)`` in ``b_data``, in code order.
     """
-    n = rhash.shape[0]
+    n = b_len.shape[0]
     nb = counts.shape[0] - 1
     codes_b = np.empty(n, dtype=np.int32)
-    local_first = np.empty(n, dtype=np.int64)  # bucket positions, packed at the bucket's start
+    u_pos = np.empty(n, dtype=np.int64)  # per bucket, packed at the bucket's start
+    u_len = np.empty(n, dtype=np.int64)
     n_local = np.zeros(nb, dtype=np.int64)
     for b in prange(nb):
         lo = counts[b]
@@ -171,36 +169,52 @@ def _codes_from_buckets(rhash, counts, b_off, b_data):
         t_code = np.full(cap, -1, dtype=np.int64)
         t_hash = np.empty(cap, dtype=np.uint64)
         nu = 0
+        pos = byte_starts[b]
         for t in range(lo, hi):
-            h = rhash[t]
+            ln = b_len[t]
+            h = _hash_one(b_data, pos, pos + ln) & hash_mask
             s = np.int64(h & mask)
             while True:
                 c = t_code[s]
                 if c == -1:
                     t_code[s] = nu
                     t_hash[s] = h
-                    local_first[lo + nu] = t
+                    u_pos[lo + nu] = pos
+                    u_len[lo + nu] = ln
                     codes_b[t] = nu
                     nu += 1
                     break
                 if t_hash[s] == h:
-                    f = local_first[lo + c]
-                    if _equal(b_data, b_off[t], b_off[t + 1], b_off[f], b_off[f + 1]):
+                    f = u_pos[lo + c]
+                    if _equal(b_data, pos, pos + ln, f, f + u_len[lo + c]):
                         codes_b[t] = c
                         break
                 s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
+            pos += ln
         n_local[b] = nu
     base = np.zeros(nb + 1, dtype=np.int64)
     for b in range(nb):
         base[b + 1] = base[b] + n_local[b]
-    first = np.empty(base[nb], dtype=np.int64)
+    U = base[nb]
+    first_pos = np.empty(U, dtype=np.int64)
+    first_len = np.empty(U, dtype=np.int64)
     for b in prange(nb):
         lo = counts[b]
         for c in range(n_local[b]):
-            first[base[b] + c] = local_first[lo + c]
+            first_pos[base[b] + c] = u_pos[lo + c]
+            first_len[base[b] + c] = u_len[lo + c]
         for t in range(lo, counts[b + 1]):
             codes_b[t] = np.int32(codes_b[t] + base[b])
-    return codes_b, first
+    u_off = np.zeros(U + 1, dtype=np.int64)
+    for c in range(U):
+        u_off[c + 1] = u_off[c] + first_len[c]
+    u_data = np.empty(u_off[U], dtype=np.uint8)
+    for c in prange(U):
+        p = first_pos[c]
+        d = u_off[c]
+        for j in range(first_len[c]):
+            u_data[d + j] = b_data[p + j]
+    return codes_b, u_off, u_data
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -213,25 +227,26 @@ def remap(codes, mapping):
 
 
 def encode_strings(offsets, data, bucket_bits=None, hash_mask=0xFFFFFFFFFFFFFFFF):
-    """Dense codes for strings: ``(codes int32[n], first int64[U], u_off, u_data)``.
+    """Dense codes for strings: ``(codes int32[n], u_off, u_data)``.
 
-    ``first[c]`` is the index of a string with code ``c``; ``u_off``/``u_data`` hold the unique
-    strings (code order, which follows hash buckets, not bytes: sort them when an order is
-    wanted). Strings are copied into buckets by a 64-bit hash (:func:`_bucket_scatter`), and each
-    bucket builds its own small table in parallel, comparing bytes on equal hashes: exact, and
-    every access stays inside one bucket. ``hash_mask`` exists to force collisions in tests.
+    ``u_off``/``u_data`` hold the distinct strings, string ``c`` having code ``c`` (an order
+    that follows hash buckets, not bytes: sort them when an order is wanted). Strings are
+    copied into buckets by a 64-bit hash (:func:`_bucket_scatter`) and each bucket builds its
+    own small table in parallel, comparing bytes on equal hashes: exact, with every access
+    inside one bucket. ``hash_mask`` exists to force collisions in tests.
     """
     if bucket_bits is None:  # about 8k strings a bucket: its table stays in L2
-        bucket_bits = int(min(14, max(8, np.log2(max(1, offsets.shape[0] - 1) / 8192))))
-    hashes = hash_strings(offsets, data) & np.uint64(hash_mask)
-    rows, rhash, counts, b_off, b_data, starts = _bucket_scatter(offsets, data, hashes,
+        bucket_bits = int(min(14, max(6, np.log2(max(1, offsets.shape[0] - 1) / 8192))))
+    hashes = hash_strings(offsets, data)
+    if hash_mask != 0xFFFFFFFFFFFFFFFF:
+        hashes &= np.uint64(hash_mask)
+    counts, byte_starts, b_len, b_data, starts = _bucket_scatter(offsets, data, hashes,
                                                                  bucket_bits, get_num_threads())
-    codes_b, first_b = _codes_from_buckets(rhash, counts, b_off, b_data)
-    del rhash
-    u_off, u_data = take_strings(b_off, b_data, first_b)
-    del b_off, b_data
+    codes_b, u_off, u_data = _codes_from_buckets(counts, byte_starts, b_len, b_data,
+                                                 np.uint64(hash_mask))
+    del b_len, b_data
     codes = _unbucket(codes_b, hashes, bucket_bits, starts)
-    return codes, rows[first_b], u_off, u_data
+    return codes, u_off, u_data
 
 
 @njit(nogil=True, cache=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -193,6 +194,38 @@ def partition_ids(product_id: pa.Array, n: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- block parsing
 
+_scanner_lock = threading.Lock()
+_scanner = None
+
+
+def get_scanner():
+    """The Numba JSON-lines scanner, loaded from Numba's on-disk cache once per process.
+
+    Numba's first load in a process imports ``numba.np.arraymath``, which imports
+    ``scipy.linalg`` just to probe for BLAS (~0.7 s here, half of rcfast.combine's start-up);
+    the scanner needs no BLAS. If ``scipy.linalg`` is not imported yet, it is hidden during that
+    first load (Numba then uses its own loop for the one function that would use BLAS;
+    ``np.dot`` & co. still import ``scipy.linalg`` when they are compiled later).
+    """
+    global _scanner
+    with _scanner_lock:
+        if _scanner is None:
+            from rcfast.kernels.ingest_json import scan_jsonl
+
+            hide = "scipy.linalg" not in sys.modules
+            if hide:
+                sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
+            try:
+                # the argument types of the real calls, so that the cached overload is loaded
+                scan_jsonl(np.frombuffer(b"{}\n", dtype=np.uint8), np.zeros(1, dtype=np.uint8),
+                           np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.uint8))
+            finally:
+                if hide and sys.modules.get("scipy.linalg", 0) is None:
+                    del sys.modules["scipy.linalg"]
+            _scanner = scan_jsonl
+    return _scanner
+
+
 
 class _Invalid(Exception):
     """Raised when a range holds a record that cannot be parsed as a whole."""
@@ -369,8 +402,9 @@ class BlockProcessor:
 
     def _scan_parts(self, data: bytes, plan: Plan, res: BlockResult, first_line: int):
         """The Numba scanner reads the lines it fully understands; pyarrow takes the rest."""
-        from rcfast.kernels.ingest_json import KIND_TEXT, scan_jsonl
+        from rcfast.kernels.ingest_json import KIND_TEXT
 
+        scan_jsonl = get_scanner()
         spec = plan.scan
         arr = np.frombuffer(data, dtype=np.uint8)
         (n_ok, blank, rs, re_, li, status, ok_idx, present, iv, fv, th, soffs, sbytes,

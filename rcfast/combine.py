@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -138,19 +139,25 @@ def _prepare_output(out: str, inputs: list[str]) -> tuple[str, str]:
     parent = os.path.dirname(out_abs)
     os.makedirs(parent, exist_ok=True)
     _remove_stale_tmp(out_abs)
-    tmp = f"{out_abs}.tmp-{os.getpid()}"
+    tmp = f"{out_abs}.tmp-{_run_tag()}"
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
     os.makedirs(tmp)
     return out_abs, tmp
 
 
+def _run_tag() -> str:
+    # host and pid: on a shared file system (a cluster) a pid alone names another node's run
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 def _remove_stale_tmp(out_abs: str) -> None:
-    """Delete ``OUT.tmp-PID`` / ``OUT.old-PID`` left by crashed runs whose process is gone."""
+    """Delete ``OUT.tmp-HOST-PID`` / ``OUT.old-HOST-PID`` left by crashed runs on this host."""
     parent, base = os.path.split(out_abs)
+    host = socket.gethostname()
     for name in os.listdir(parent):
         for tag in (".tmp-", ".old-"):
-            prefix = base + tag
+            prefix = f"{base}{tag}{host}-"
             if name.startswith(prefix) and name[len(prefix):].isdigit():
                 pid = int(name[len(prefix):])
                 if pid != os.getpid() and not _pid_alive(pid):
@@ -170,7 +177,7 @@ def _pid_alive(pid: int) -> bool:
 def _publish(tmp: str, out_abs: str) -> None:
     """Rename the finished ``tmp`` to ``out_abs``, replacing an earlier output."""
     if os.path.exists(out_abs):
-        old = f"{out_abs}.old-{os.getpid()}"
+        old = f"{out_abs}.old-{_run_tag()}"
         os.rename(out_abs, old)
         os.rename(tmp, out_abs)
         shutil.rmtree(old, ignore_errors=True)

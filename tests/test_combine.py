@@ -6,6 +6,7 @@ import bz2
 import gzip
 import json
 import pathlib
+import socket
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -449,7 +450,7 @@ def test_rerun_replaces_output_atomically(tmp_path):
     assert run([str(src), "-o", str(out)]) == 0
     first = read_out(out).sort_by([("product_id", "ascending"), ("user_id", "ascending")])
     # a crashed earlier run left a temporary directory behind (its pid is long gone)
-    stale = tmp_path / "out.tmp-999999999"
+    stale = tmp_path / f"out.tmp-{socket.gethostname()}-999999999"
     stale.mkdir()
     (stale / "part-00000.parquet").write_bytes(b"junk")
     assert run([str(src), "-o", str(out)]) == 0

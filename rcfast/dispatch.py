@@ -15,6 +15,7 @@ its Numba kernels ``--threads`` threads: workers x threads never exceed the core
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -142,10 +143,57 @@ def merge_partitions(tables: list[pa.Table]) -> pa.Table:
     return big.take(pa.array(idx))
 
 
+PARTITIONING_KEY = b"rcfast.partitioning"
+
+
+def product_partitioned(paths: list[Path]) -> bool:
+    """True when every file says it holds whole products (``rcfast.combine`` output): each
+    file is then a partition as it stands, and the shuffle is skipped."""
+    if len(paths) < 2:
+        return False
+    for path in paths:
+        meta = open_parquet(path).schema_arrow.metadata or {}
+        md = open_parquet(path).metadata.metadata or {}
+        raw = meta.get(PARTITIONING_KEY) or md.get(PARTITIONING_KEY)
+        if raw is None:
+            return False
+        try:
+            if json.loads(raw).get("by") != "product_id":
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def file_panel_task(path: Path, ropts: ReadOptions, popts: PanelOptions, strict: bool,
+                    threads: int):
+    """One pre-partitioned file (whole products) straight through the single-process path."""
+    import numba
+
+    from rcfast.arrow_io import read_batches
+    from rcfast.loader import load_batches
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    rows = open_parquet(path).metadata.num_rows
+    columns, rej, rows_read = load_batches(read_batches(path, ropts), rows, ropts,
+                                           popts.until_week, strict)
+    table, stats = compute_panel(columns, popts)
+    return table, stats, rej, rows_read
+
+
+def _split_meta(result):
+    return result[1], result[2]
+
+
+def _split_piece(result, p: int):
+    return result[0][p]
+
+
 def run_dask(paths, ropts: ReadOptions, popts: PanelOptions, args, workers: int, threads: int,
              progress: bool):
-    """Run both stages on a Dask cluster; return what the single-process path returns."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    """Run the partitions on a Dask cluster; return what the single-process path returns."""
+    from dask.distributed import Client, LocalCluster, wait
+    from tqdm.auto import tqdm
 
     from rcfast.loader import Rejects
 
@@ -156,43 +204,49 @@ def run_dask(paths, ropts: ReadOptions, popts: PanelOptions, args, workers: int,
     else:
         # one task per worker process at a time; Numba threads share the cores out
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, memory_limit=0,
-                               silence_logs=40)
+                               dashboard_address=None, memory_limit=0, silence_logs=40)
         client = Client(cluster)
         n_workers = workers
+    rej = Rejects()
+    rows_read = 0
     try:
-        n_parts = args.partitions or 2 * n_workers
-        tasks = plan_splits(paths)
-        futs = [client.submit(split_task, path, rgs, ropts, popts.until_week, args.strict,
-                              n_parts, threads, pure=False)
-                for path, rgs in tasks]
-        rej = Rejects()
-        rows_read = 0
-        pieces: list[list] = [[] for _ in range(n_parts)]
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(futs) + n_parts, desc="dask", unit="task", file=sys.stderr,
-                   disable=not progress)
-        # per-partition piece futures stay on the workers: only the panels travel to the client
-        split_results = []
-        for fut in as_completed(futs):
-            split_results.append(fut)
-            bar.update(1)
-        for fut in futs:
-            pieces_f = client.submit(lambda r: r[0], fut, pure=False)
-            meta = client.submit(lambda r: (r[1], r[2]), fut, pure=False).result()
-            rej.merge(meta[0])
-            rows_read += meta[1]
-            for p in range(n_parts):
-                pieces[p].append(client.submit(lambda ps, i=p: ps[i], pieces_f, pure=False))
-        panel_futs = [client.submit(panel_task, pieces[p], popts, threads, pure=False)
+        if product_partitioned(paths):
+            n_parts = len(paths)
+            futs = [client.submit(file_panel_task, path, ropts, popts, args.strict, threads,
+                                  pure=False) for path in paths]
+            bar = tqdm(total=len(futs), desc="dask", unit="part", file=sys.stderr,
+                       disable=not progress)
+            results = []
+            for fut in futs:
+                table, st, r, n = fut.result()
+                rej.merge(r)
+                rows_read += n
+                results.append((table, st))
+                bar.update(1)
+            bar.close()
+            shuffled = False
+        else:
+            n_parts = args.partitions or 2 * n_workers
+            splits = [client.submit(split_task, path, rgs, ropts, popts.until_week, args.strict,
+                                    n_parts, threads, pure=False)
+                      for path, rgs in plan_splits(paths)]
+            bar = tqdm(total=len(splits) + n_parts, desc="dask", unit="task", file=sys.stderr,
+                       disable=not progress)
+            # pieces stay on the workers that cut them: only the panels travel to the client
+            for meta in client.gather([client.submit(_split_meta, f, pure=False)
+                                       for f in splits]):
+                rej.merge(meta[0])
+                rows_read += meta[1]
+                bar.update(1)
+            panels = [client.submit(panel_task,
+                                    [client.submit(_split_piece, f, p, pure=False)
+                                     for f in splits], popts, threads, pure=False)
                       for p in range(n_parts)]
-        results = []
-        for fut in as_completed(panel_futs):
-            bar.update(1)
-        for fut in panel_futs:
-            results.append(fut.result())
-        bar.close()
+            wait(panels)
+            results = [f.result() for f in panels]
+            bar.update(n_parts)
+            bar.close()
+            shuffled = True
     finally:
         client.close()
         if cluster is not None:
@@ -209,4 +263,5 @@ def run_dask(paths, ropts: ReadOptions, popts: PanelOptions, args, workers: int,
         from rcfast.panel import panel_schema
 
         table = panel_schema(popts).empty_table()
-    return table, stats, rej, rows_read, {"partitions": n_parts, "dask_workers": n_workers}
+    return table, stats, rej, rows_read, {"partitions": n_parts, "dask_workers": n_workers,
+                                          "shuffle": shuffled}

@@ -83,3 +83,24 @@ def test_merge_partitions_orders_products():
     merged = merge_partitions([part(["b", "b", "d"]), part(["a", "c", "c", "e"]), part([])])
     assert merged.column("product_id").to_pylist() == ["a", "b", "b", "c", "c", "d", "e"]
     assert merged.column("v").to_pylist() == [0, 0, 1, 1, 2, 2, 3]
+
+
+def test_dask_reads_product_partitioned_files_without_shuffle(tmp_path):
+    """Files that say they hold whole products (rcfast.combine output) are partitions as-is."""
+    t = data(3000, seed=9)
+    pids = t.column("product_id").to_pylist()
+    d = tmp_path / "combined"
+    d.mkdir()
+    meta = {b"rcfast.partitioning": json.dumps({"by": "product_id", "n": 3}).encode()}
+    for k in range(3):
+        idx = [i for i, p in enumerate(pids) if hash(p) % 3 == k]  # whole products per file
+        part = t.take(pa.array(idx, type=pa.int64()))
+        pq.write_table(part.replace_schema_metadata(meta), d / f"part-{k:05d}.parquet")
+    single, multi = tmp_path / "s.parquet", tmp_path / "m.parquet"
+    assert main([str(d), "-o", str(single), "--quiet"]) == 0
+    assert main([str(d), "-o", str(multi), "--quiet", "--workers", "2"]) == 0
+    assert pq.read_table(single).replace_schema_metadata(None).equals(
+        pq.read_table(multi).replace_schema_metadata(None))
+    s = json.loads((tmp_path / "m.summary.json").read_text())
+    assert s["options"]["shuffle"] is False and s["options"]["partitions"] == 3
+    assert s["rows_read"] == 3000

@@ -1,0 +1,149 @@
+"""slurm/weekly*.sbatch on a real Slurm cluster (no mocks).
+
+CI brings up a single-node cluster first (``bash .ci/slurm-up.sh``); without ``sbatch`` on
+PATH, or without a controller that answers, the job tests are skipped (the guard tests, which
+only need bash, always run). Every job is submitted with ``sbatch --wait`` into a temporary
+directory and its panel compared with the in-process ``rcfast.weekly.main`` run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WEEKLY = REPO / "slurm" / "weekly.sbatch"
+MULTINODE = REPO / "slurm" / "weekly-multinode.sbatch"
+JOB_TIMEOUT_S = 150  # per job, queueing included
+ROWS = 20_000
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without the variables of an enclosing Slurm job (pytest may itself run
+    inside one), with this interpreter and this checkout for the jobs."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SLURM_") or k == "SLURM_CONF"}
+    env["PYTHON"] = sys.executable
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=clean_env())
+
+
+@pytest.fixture(scope="module")
+def node_cpus() -> int:
+    """Skip unless a Slurm controller answers with a usable node; the CPUs the jobs ask for."""
+    if shutil.which("sbatch") is None:
+        pytest.skip("sbatch is not on PATH (bring up Slurm with: bash .ci/slurm-up.sh)")
+    try:
+        ping = _run(["scontrol", "ping"])
+        nodes = _run(["sinfo", "-h", "-N", "-o", "%T %c"])
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"the Slurm controller does not answer: {exc}")
+    if ping.returncode != 0 or "UP" not in ping.stdout:
+        pytest.skip(f"the Slurm controller does not answer: {(ping.stdout + ping.stderr).strip()}")
+    usable = [int(c) for state, c in (line.split() for line in nodes.stdout.splitlines())
+              if state in ("idle", "mixed", "allocated", "completing")]
+    if not usable:
+        pytest.skip(f"no usable Slurm node: {nodes.stdout.strip() or nodes.stderr.strip()}")
+    return min(2, max(usable))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    """A small input and its panel from the in-process run (the reference)."""
+    from rcfast import synth
+    from rcfast.weekly import main
+
+    d = tmp_path_factory.mktemp("slurm-data")
+    inp = synth.write_parquet(d / "reviews.parquet", ROWS, seed=1)
+    ref = d / "reference.parquet"
+    assert main([str(inp), "-o", str(ref), "--quiet"]) == 0
+    return {"input": inp.resolve(), "reference": ref.resolve()}
+
+
+def table(path: Path):
+    return pq.read_table(path).replace_schema_metadata(None)
+
+
+def sbatch(script: Path, workdir: Path, cpus: int, *args: str, options: tuple = (),
+           env: dict | None = None) -> tuple[int, str]:
+    """``sbatch --wait`` in ``workdir``; returns (job exit code, job log)."""
+    name = f"rcfast-test-{uuid.uuid4().hex[:8]}"
+    cmd = ["sbatch", "--wait", "--parsable", f"--job-name={name}", f"--chdir={workdir}",
+           f"--output={workdir}/{name}-%j.out", "--nodes=1", f"--cpus-per-task={cpus}",
+           "--mem-per-cpu=512M", "--time=00:05:00", *options, str(script), *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=JOB_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL, env=env or clean_env())
+    except subprocess.TimeoutExpired:
+        subprocess.run(["scancel", f"--name={name}"], timeout=15, check=False)
+        pytest.fail(f"job {name} did not finish within {JOB_TIMEOUT_S}s (cancelled); "
+                    f"squeue/sinfo: {_run(['sinfo', '-N', '-l']).stdout}")
+    logs = "\n".join(p.read_text(errors="replace") for p in sorted(workdir.glob(f"{name}-*.out")))
+    return proc.returncode, f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}\n--- job log ---\n{logs}"
+
+
+@pytest.mark.parametrize("script", [WEEKLY, MULTINODE], ids=lambda p: p.name)
+def test_guard_outside_a_job(script: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(["bash", str(script), str(tmp_path / "in"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, env=clean_env())
+    assert proc.returncode == 2, proc.stderr
+    assert "not inside a Slurm job" in proc.stderr
+    assert "sbatch" in proc.stderr  # says how to submit it
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_weekly_sbatch(node_cpus: int, data: dict, tmp_path: Path) -> None:
+    out = tmp_path / "panel.parquet"
+    rc, log = sbatch(WEEKLY, tmp_path, node_cpus, str(data["input"]), str(out), "--quiet")
+    assert rc == 0, log
+    assert out.exists(), log
+    assert table(out).equals(table(data["reference"])), log
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    # one process, every allocated core a Numba thread
+    assert summary["options"]["engine"] == "in-process"
+    assert summary["options"]["workers"] == 1
+    assert summary["options"]["threads"] == node_cpus
+
+
+@pytest.mark.slow
+def test_weekly_multinode_sbatch_on_one_node(node_cpus: int, data: dict, tmp_path: Path) -> None:
+    # INPUT / OUTPUT from the environment this time (the other way of passing them)
+    out = tmp_path / "panel-mn"
+    env = clean_env(INPUT=str(data["input"]), OUTPUT=str(out), EXTRA_ARGS="--quiet")
+    rc, log = sbatch(MULTINODE, tmp_path, node_cpus, env=env)
+    assert rc == 0, log
+    assert (out / "_summary.json").exists(), log
+    assert table(out).equals(table(data["reference"])), log
+    summary = json.loads((out / "_summary.json").read_text())
+    # one Dask worker on the one node, with every allocated core as its Numba threads
+    assert summary["options"]["engine"] == "dask"
+    assert summary["options"]["dask_workers"] == 1
+    assert summary["options"]["threads"] == node_cpus
+    assert "1 Dask worker(s) up" in log
+    # the scheduler file and its directory are cleaned up
+    assert not list(tmp_path.glob(".rcfast-dask-*")), log
+
+
+@pytest.mark.slow
+def test_weekly_sbatch_bad_input_fails_the_job(node_cpus: int, tmp_path: Path) -> None:
+    out = tmp_path / "panel.parquet"
+    rc, log = sbatch(WEEKLY, tmp_path, 1, str(tmp_path / "missing.parquet"), str(out))
+    assert rc == 2, log  # rcfast.weekly's exit code is the job's
+    assert "rcfast.weekly: error" in log
+    assert not out.exists()

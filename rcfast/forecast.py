@@ -53,8 +53,10 @@ def load_model(checkpoint: str | Path, device: str = "cpu"):
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
         state = get_fp32_state_dict_from_zero_checkpoint(str(ck))
         tag = (ck / "latest").read_text().strip()
-        client = torch.load(ck / tag / "mp_rank_00_model_states.pt", map_location="cpu",
-                            weights_only=False)
+        states = sorted((ck / tag).glob("*mp_rank_00_model_states.pt"))
+        if not states:
+            raise FileNotFoundError(f"no model states in DeepSpeed checkpoint {ck / tag}")
+        client = torch.load(states[0], map_location="cpu", weights_only=False)
         cfg = TrainConfig.from_dict(client["config"])
         meta = {"step": client.get("step")}
         run_dir = ck.parent

@@ -48,6 +48,9 @@ class TrainConfig:
     """Hidden width of each layer's feed-forward block."""
     dropout: float = 0.1
     """Dropout in the encoder (training only)."""
+    linear_skip: bool = False
+    """Add a linear map from the scaled 52-week count history straight to each forecast week's
+    NB parameters (DLinear-style) beside the encoder."""
     min_dispersion: float = 1e-4
     """Floor of the negative-binomial dispersion alpha (var = mu + alpha*mu^2)."""
 
@@ -196,6 +199,12 @@ def _coerce(name: str, value: Any, f: dataclasses.Field) -> Any:
             if isinstance(value, bool):
                 raise TypeError
             return float(value)
+        if typ == "bool":
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+                return value.lower() in ("true", "1")
+            if not isinstance(value, (bool, int)):
+                raise TypeError
+            return bool(value)
         if typ == "str":
             return "" if value is None else str(value)
         if typ.startswith("list"):

@@ -47,6 +47,11 @@ class ForecastModel(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, 2)
+        # DLinear-style shortcut: the scaled history straight to each week's NB parameters
+        self.skip = nn.Linear(self.L, 2 * self.H) if cfg.linear_skip else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
 
     def forward(self, steps: torch.Tensor, static: torch.Tensor,
                 scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +68,8 @@ class ForecastModel(nn.Module):
         h = tokens + self.static_in(static.to(dt))[:, None, :] + self.pos
         h = self.encoder(h)
         out = self.head(self.norm(h[:, self.n_patches:])).float()  # [B, H, 2], fp32 from here
+        if self.skip is not None:
+            out = out + self.skip(steps[:, :self.L, 0]).float().view(B, self.H, 2)
         s = scale.float()[:, None]
         mu = s * F.softplus(out[..., 0]) + 1e-6
         alpha = F.softplus(out[..., 1]) / torch.sqrt(s) + self.min_dispersion

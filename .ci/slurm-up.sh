@@ -17,7 +17,7 @@
 set -euo pipefail
 exec </dev/null
 
-BUDGET="${SLURM_UP_BUDGET:-170}"        # seconds for the whole run, install included
+BUDGET="${SLURM_UP_BUDGET:-160}"        # seconds for the whole run, install included
 CONF_DIR="${SLURM_CONF_DIR:-/etc/slurm}"
 CONF="$CONF_DIR/slurm.conf"
 MARK="# written by rcfast .ci/slurm-up.sh"
@@ -29,6 +29,8 @@ START=$SECONDS
 log() { echo "slurm-up: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 left() { local l=$((BUDGET - (SECONDS - START))); ((l > 1)) && echo "$l" || echo 1; }
+# a timeout of at most $1 seconds that also ends within the budget
+upto() { local l n=$1; ((n >= 1)) || n=1; l=$(left); ((l < n)) && echo "$l" || echo "$n"; }
 
 # usable node states (sinfo %T; a trailing *~#!%$@^- flags a problem, e.g. "idle*" = no answer)
 node_states() { timeout 10 sinfo -h -N -o '%T' 2>/dev/null || true; }
@@ -124,9 +126,11 @@ if ((${#missing[@]})); then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
         trap 'if [[ $own_policy == 1 ]]; then rm -f "$policy"; fi' EXIT
     fi
-    timeout "$(( $(left) / 2 ))" apt-get "${apt_opts[@]}" update >/dev/null \
+    # the update may take at most half of what is left, the install what remains but ~40 s
+    # for starting the daemons
+    timeout "$(upto $(( ($(left) - 40) / 2 )))" apt-get "${apt_opts[@]}" update >/dev/null \
         || log "apt-get update failed or timed out; trying the package lists already here"
-    timeout "$(left)" apt-get "${apt_opts[@]}" install --no-install-recommends \
+    timeout "$(upto $(( $(left) - 40 )))" apt-get "${apt_opts[@]}" install --no-install-recommends \
         slurm-wlm munge >/dev/null || die "apt-get install slurm-wlm munge failed"
     if ((own_policy)); then rm -f "$policy"; own_policy=0; fi
     hash -r
@@ -160,12 +164,14 @@ if ! munge_ok; then
     rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
     log "starting munged"
     if command -v runuser >/dev/null 2>&1; then
-        timeout 20 runuser -u munge -- munged || die "munged did not start (see /var/log/munge)"
+        timeout "$(upto 15)" runuser -u munge -- munged || die "munged did not start (see /var/log/munge)"
     else
-        timeout 20 su -s /bin/sh munge -c munged || die "munged did not start"
+        timeout "$(upto 15)" su -s /bin/sh munge -c munged || die "munged did not start"
     fi
-    for _ in $(seq 1 20); do munge_ok && break; sleep 0.5; done
-    munge_ok || die "munge does not answer (see /var/log/munge/munged.log)"
+    until munge_ok; do
+        (( SECONDS - START < BUDGET )) || die "munge does not answer (see /var/log/munge/)"
+        sleep 0.5
+    done
 fi
 
 # ---- 3. slurm.conf for this machine ----------------------------------------------------------
@@ -206,7 +212,7 @@ fi
 if ! ctld_ok; then
     stop /run/slurmctld.pid
     log "starting slurmctld"
-    timeout 30 slurmctld || die "slurmctld did not start (see $LOG_DIR/slurmctld.log)"
+    timeout "$(upto 15)" slurmctld || die "slurmctld did not start (see $LOG_DIR/slurmctld.log)"
     until ctld_ok; do
         (( SECONDS - START < BUDGET )) || die "slurmctld does not answer (see $LOG_DIR/slurmctld.log)"
         sleep 1
@@ -215,7 +221,7 @@ fi
 
 if ! alive /run/slurmd.pid >/dev/null; then
     log "starting slurmd"
-    timeout 30 slurmd || die "slurmd did not start (see $LOG_DIR/slurmd.log)"
+    timeout "$(upto 15)" slurmd || die "slurmd did not start (see $LOG_DIR/slurmd.log)"
 fi
 
 resumed=0

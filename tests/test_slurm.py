@@ -91,9 +91,11 @@ def sbatch(script: Path, workdir: Path, cpus: int, *args: str, options: tuple = 
     except subprocess.TimeoutExpired:
         subprocess.run(["scancel", f"--name={name}"], timeout=15, check=False)
         pytest.fail(f"job {name} did not finish within {JOB_TIMEOUT_S}s (cancelled); "
-                    f"squeue/sinfo: {_run(['sinfo', '-N', '-l']).stdout}")
-    logs = "\n".join(p.read_text(errors="replace") for p in sorted(workdir.glob(f"{name}-*.out")))
-    return proc.returncode, f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}\n--- job log ---\n{logs}"
+                    f"squeue: {_run(['squeue']).stdout}\nsinfo: {_run(['sinfo', '-N']).stdout}")
+    logs = "\n".join(p.read_text(errors="replace")
+                     for p in sorted(workdir.glob(f"{name}-*.out")))
+    return proc.returncode, (f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}\n"
+                             f"--- job log ---\n{logs}")
 
 
 @pytest.mark.parametrize("script", [WEEKLY, MULTINODE], ids=lambda p: p.name)

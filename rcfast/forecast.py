@@ -181,10 +181,23 @@ def evaluate_run(run_dir: str | Path, panel: Panel | None = None, panel_path: st
     tab, q = forecast_table(panel, prods, o, mu, alpha, cfg.quantiles)
     point = mu
     if cfg.point_forecast == "median":
-        from rcfast.nn.model import nb_quantiles
-        import torch
-        point = nb_quantiles(torch.from_numpy(mu), torch.from_numpy(alpha), [0.5])[0].numpy()
+        point = q[list(cfg.quantiles).index(0.5)] if 0.5 in cfg.quantiles else None
+        if point is None:
+            from rcfast.nn.model import nb_quantiles
+            import torch
+            point = nb_quantiles(torch.from_numpy(mu), torch.from_numpy(alpha), [0.5])[0]
+            point = point.numpy()
     body, details = evaluate(panel, o, H, point, prods, cfg.head_min_reviews)
+    # the other point forecast, for the record (eval.json scores cfg.point_forecast only)
+    from rcfast.nn.model import nb_quantiles
+    import torch
+    other = (nb_quantiles(torch.from_numpy(mu), torch.from_numpy(alpha), [0.5])[0].numpy()
+             if cfg.point_forecast == "mean" else mu)
+    alt, _ = evaluate(panel, o, H, other, prods, cfg.head_min_reviews)
+    other_name = "median" if cfg.point_forecast == "mean" else "mean"
+    for sub in alt["subsets"]:
+        details[sub][f"model_{other_name}"] = {m: alt["subsets"][sub][m]["model"]
+                                               for m in ("mae", "rmsse", "mase")}
     ev = {"test_weeks": [str(date_of_week(o)), str(date_of_week(o + H - 1))], **body}
     (run_dir / "eval.json").write_text(json.dumps(ev, indent=2))
     (run_dir / "eval_details.json").write_text(json.dumps(

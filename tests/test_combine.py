@@ -296,7 +296,12 @@ def _malformed_file(tmp_path: pathlib.Path, n: int = 30_000) -> tuple[pathlib.Pa
     return src, sorted(bad)
 
 
-def test_malformed_lines_quarantined(tmp_path):
+@pytest.mark.parametrize("inflate", ["default", "zlib"])
+def test_malformed_lines_quarantined(tmp_path, monkeypatch, inflate):
+    if inflate == "zlib":  # without the optional ISA-L package
+        import rcfast.ingest.sources as sources
+
+        monkeypatch.setattr(sources, "_isal_zlib", None)
     src, bad = _malformed_file(tmp_path)
     out = tmp_path / "out"
     assert run([str(src), "-o", str(out), "--block-size", "0.5"]) == 0

@@ -284,6 +284,7 @@ class OriginSampler:
         w = n_orig * (1.0 + tot / span) ** power
         self.device = torch.device(device)
         self.weights = torch.from_numpy(w / w.sum()).to(self.device)
+        self.cdf = torch.cumsum(self.weights, 0)
         self.first_origin = torch.from_numpy(first_origin.astype(np.int64)).to(self.device)
         self.n_origins = torch.from_numpy(n_orig.astype(np.int64)).to(self.device)
         self.seed = int(seed)
@@ -297,7 +298,10 @@ class OriginSampler:
     def sample(self, step: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` windows for global step ``step``: (product [n], origin [n]) int64 tensors."""
         g = self.generator(step)
-        prod = torch.multinomial(self.weights, n, replacement=True, generator=g)
+        # inverse-CDF draw of the products (torch.multinomial would rebuild the CDF per call)
+        v = torch.rand(n, generator=g, dtype=torch.float64, device=self.device)
+        prod = torch.searchsorted(self.cdf, v * self.cdf[-1], right=True).clamp_max(
+            len(self.cdf) - 1)
         u = torch.rand(n, generator=g, dtype=torch.float64, device=self.device)
         off = (u * self.n_origins[prod]).long().clamp_max(self.n_origins[prod] - 1)
         return prod, self.first_origin[prod] + off
@@ -339,33 +343,33 @@ def window_features(x: torch.Tensor, alive: torch.Tensor, origin: torch.Tensor,
     """
     L = context_length
     B, T, _ = x.shape
-    H = T - L
+    dev, dt = x.device, x.dtype
     y = x[..., CH_COUNT]
+    yp = y[:, :L]
     hist_alive = alive[:, :L]
     n_alive = hist_alive.sum(1).clamp(min=1)
-    scale = 1.0 + (y[:, :L] * hist_alive).sum(1) / n_alive        # [B]
-    t = origin.to(x.device)[:, None] + torch.arange(-L, H, device=x.device)[None, :]
-    age = (t - first_week[:, None]).to(x.dtype)
-    past = torch.zeros(B, T, dtype=torch.bool, device=x.device)
-    past[:, :L] = True
-    yin = torch.where(past, y, torch.zeros_like(y))
-    rating = torch.where(past & (y > 0), x[..., CH_RATING] - 3.0, torch.zeros_like(y)) / 2.0
-    # week of year from the week index (52.1775 weeks a year)
-    phase = (t.to(torch.float64) * (2 * math.pi / 52.1775)).to(x.dtype)
-    steps = torch.stack([
-        yin / scale[:, None],
-        torch.log1p(yin),
-        rating,
-        alive.to(x.dtype),
-        (~past).to(x.dtype),
-        torch.sin(phase),
-        torch.cos(phase),
-        (age.clamp(min=0) / 52.0).clamp(max=10.0),
-        torch.log1p(age.clamp(min=0)) / 5.0,
-    ], dim=-1)
-    age0 = (origin.to(x.device) - first_week).to(x.dtype).clamp(min=0)
-    static = torch.stack([torch.log(scale), torch.log1p(age0) / 5.0], dim=-1)
-    return {"steps": steps, "static": static, "scale": scale, "target": y[:, L:]}
+    scale = 1.0 + (yp * hist_alive).sum(1) / n_alive                # [B]
+    origin = origin.to(dev)
+    out = torch.zeros(B, T, N_STEP_FEATURES, dtype=dt, device=dev)  # future steps: no counts
+    out[:, :L, 0] = yp / scale[:, None]
+    out[:, :L, 1] = torch.log1p(yp)
+    out[:, :L, 2] = torch.where(yp > 0, x[:, :L, CH_RATING] - 3.0, 0.0) / 2.0
+    out[..., 3] = alive
+    out[:, L:, 4] = 1.0
+    # week of year (52.1775 weeks a year): sin/cos of the origin's phase, rotated per offset
+    w = 2 * math.pi / 52.1775
+    ph = origin.to(torch.float64) * w
+    so, co = torch.sin(ph).to(dt)[:, None], torch.cos(ph).to(dt)[:, None]
+    k = torch.arange(-L, T - L, device=dev, dtype=torch.float64) * w
+    sk, ck = torch.sin(k).to(dt)[None, :], torch.cos(k).to(dt)[None, :]
+    out[..., 5] = so * ck + co * sk
+    out[..., 6] = co * ck - so * sk
+    age0 = (origin - first_week).to(dt)                                # weeks since 1st review
+    age = (age0[:, None] + torch.arange(-L, T - L, device=dev, dtype=dt)[None, :]).clamp(min=0)
+    out[..., 7] = (age / 52.0).clamp(max=10.0)
+    out[..., 8] = torch.log1p(age) / 5.0
+    static = torch.stack([torch.log(scale), torch.log1p(age0.clamp(min=0)) / 5.0], dim=-1)
+    return {"steps": out, "static": static, "scale": scale, "target": y[:, L:]}
 
 
 def make_batch(pt: PanelTensors, prod: torch.Tensor, origin: torch.Tensor,

@@ -64,6 +64,8 @@ DEFAULT_BLOCK_BYTES = 8 << 20
 # is read back whole at the end, so this bounds the finalize memory whatever the input size.
 _AUTO_BYTES_PER_PARTITION = 128 << 20
 _MAX_AUTO_PARTITIONS = 4096
+# 1994-01-01 .. 2100-01-01 in epoch ms: review dates outside it are flagged in the summary
+_PLAUSIBLE_MS = (757_382_400_000, 4_102_444_800_000)
 _COMPRESSION_RATIO = {"gzip": 4, "zstd": 5, "bz2": 6, None: 1}
 
 
@@ -351,6 +353,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         s.blank_lines += r.blank
         s.rows_spilled += r.spilled
         s.quarantined.update(r.quarantined)
+        s.add_range(r.ts_min, r.ts_max)
 
     partitioning = {"by": "product_id", "hash": PARTITION_HASH, "n": n_parts,
                     "files": "part-{i:05d}.parquet", "rule": "i = hash(utf8(product_id)) % n"}
@@ -379,6 +382,16 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
     quarantined: Counter = Counter()
     for s in stats:
         quarantined.update(s.quarantined)
+    warnings = []
+    for s in stats:
+        # online reviews start in 1995; dates in 1970 or far in the future mean a unit mix-up
+        if s.ts_min is not None and (s.ts_min < _PLAUSIBLE_MS[0] or s.ts_max > _PLAUSIBLE_MS[1]):
+            d = s.as_dict()
+            warnings.append(
+                f"{os.path.basename(s.path)}: reviews from {d['first_review']} to "
+                f"{d['last_review']}; if that is wrong, the timestamps are in another unit "
+                "(see --timestamp-unit)"
+            )
     summary = {
         "rcfast_version": __version__,
         "step": "combine",
@@ -394,6 +407,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         "quarantine_file": "_quarantine/quarantine.jsonl" if quarantine.count else None,
         "elapsed_s": round(time.perf_counter() - t0, 3),
         "options": options,
+        "warnings": warnings,
         "files": [s.as_dict() for s in stats],
     }
     write_summary(os.path.join(tmp, "_summary.json"), summary)
@@ -423,6 +437,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  ".join(cells) + "  " + r[5])
         if j == 0 or j == len(rows) - 2:
             lines.append("-" * (sum(widths) + 10 + len("quarantined")))
+    for w in summary.get("warnings", []):
+        lines.append("warning: " + w)
     rate = summary["lines_read"] / summary["elapsed_s"] if summary["elapsed_s"] else 0.0
     lines.append(
         f"{summary['partitioning']['n']} partitions in {summary['output']} "

@@ -689,3 +689,18 @@ def test_generic_jsonl_with_map(tmp_path):
     assert r["product_id"] == "1001" and r["text_len"] == 5 and r["verified"] is False
     assert r["timestamp"].timestamp() == 1_600_000_005  # auto: seconds (< 1e11)
     assert summary(out)["files"][0]["format"] == "jsonl"
+
+
+def test_review_dates_in_summary_and_unit_warning(tmp_path, capsys):
+    src = tmp_path / "secs.csv"
+    write_lines(src, ["asin,reviewerID,unixReviewTime,overall"] +
+                [f"B{i},U{i},{1_400_000_000 + i},5" for i in range(5)])
+    out = tmp_path / "out"
+    assert main([str(src), "-o", str(out), "--no-progress"]) == 0
+    f = summary(out)["files"][0]
+    assert f["first_review"] == "2014-05-13T16:53:20+00:00"
+    assert not summary(out)["warnings"]
+    out2 = tmp_path / "out2"  # the same seconds read as milliseconds: January 1970
+    assert main([str(src), "-o", str(out2), "--no-progress", "--timestamp-unit", "ms"]) == 0
+    assert summary(out2)["warnings"] and "--timestamp-unit" in summary(out2)["warnings"][0]
+    assert "warning:" in capsys.readouterr().out

@@ -59,6 +59,13 @@ class FileStats:
     duplicates: int = 0
     quarantined: Counter = field(default_factory=Counter)
     stream_error: str = ""
+    ts_min: int | None = None
+    ts_max: int | None = None
+
+    def add_range(self, lo: int | None, hi: int | None) -> None:
+        if lo is not None:
+            self.ts_min = lo if self.ts_min is None else min(self.ts_min, lo)
+            self.ts_max = hi if self.ts_max is None else max(self.ts_max, hi)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +81,18 @@ class FileStats:
             "quarantined_total": sum(self.quarantined.values()),
             "blank_lines": self.blank_lines,
             "stream_error": self.stream_error or None,
+            "first_review": _iso(self.ts_min),
+            "last_review": _iso(self.ts_max),
         }
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    import datetime as dt
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (epoch + dt.timedelta(milliseconds=ms)).isoformat(timespec="seconds")
 
 
 class Quarantine:
@@ -307,6 +325,8 @@ class BlockResult:
     blank: int = 0
     spilled: int = 0
     quarantined: Counter = field(default_factory=Counter)
+    ts_min: int | None = None  #: epoch ms of the kept rows
+    ts_max: int | None = None
 
 
 @dataclass
@@ -507,6 +527,8 @@ class BlockProcessor:
         parts = partition_ids(table.column("product_id").combine_chunks(), self.spill.n)
         self.spill.write(table, parts)
         res.spilled += table.num_rows
+        lo, hi = pc.min_max(table.column("timestamp").cast(pa.int64())).values()
+        res.ts_min, res.ts_max = lo.as_py(), hi.as_py()
 
     # -- Parquet input ----------------------------------------------------------------------
     def process_table(self, file_idx: int, batch: pa.Table, first_row: int, seq: int

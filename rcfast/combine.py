@@ -302,7 +302,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         from tqdm import tqdm
 
         bar = tqdm(total=sum(s.bytes for s in stats), unit="B", unit_scale=True,
-                   unit_divisor=1024, desc="combine", file=sys.stderr, dynamic_ncols=True)
+                   unit_divisor=1024, desc="combine", file=sys.stderr)
     bar_lock = threading.Lock()
 
     def on_bytes(n: int) -> None:
@@ -367,11 +367,20 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         )
 
     # finalize holds a whole partition in memory: fewer threads than blocks keep it bounded
+    fbar = None
+    if progress:
+        from tqdm import tqdm
+
+        fbar = tqdm(total=n_parts, unit="part", desc="finalize", file=sys.stderr)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, n_parts))) as pool:
         for written, dups in pool.map(fin, range(n_parts)):
             for i in range(len(paths)):
                 stats[i].rows_written += int(written[i])
                 stats[i].duplicates += int(dups[i])
+            if fbar is not None:
+                fbar.update(1)
+    if fbar is not None:
+        fbar.close()
     shutil.rmtree(spill.directory, ignore_errors=True)
 
     for s in stats:

@@ -704,3 +704,11 @@ def test_review_dates_in_summary_and_unit_warning(tmp_path, capsys):
     assert main([str(src), "-o", str(out2), "--no-progress", "--timestamp-unit", "ms"]) == 0
     assert summary(out2)["warnings"] and "--timestamp-unit" in summary(out2)["warnings"][0]
     assert "warning:" in capsys.readouterr().out
+
+
+def test_progress_bar_in_bytes(tmp_path, capsys):
+    src = tmp_path / "p.jsonl.gz"
+    write_lines(src, [line2023(i) for i in range(100)])
+    combine([str(src)], str(tmp_path / "out"), progress=True)
+    err = capsys.readouterr().err
+    assert "combine" in err and "finalize" in err and "B/s" in err

@@ -146,6 +146,15 @@ def run_tool(tool: str, src: pathlib.Path, out: pathlib.Path, workers: int,
     return run_measured(tool, code, timeout=timeout)
 
 
+def _error_line(stderr: str) -> str:
+    """The line of a child's stderr that names the error (not a caret or a code line)."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "Error" in ln or "error" in ln:
+            return ln
+    return lines[-1] if lines else "?"
+
+
 def format_table(results: list[Measurement], rows: int, ref: str = "rcfast") -> str:
     base = {m.name: m for m in results}.get(ref)
     lines = [f"{'tool':<8} {'seconds':>8} {'rows/s':>12} {'peak RSS':>9} {'time vs rcfast':>15}"
@@ -158,7 +167,7 @@ def format_table(results: list[Measurement], rows: int, ref: str = "rcfast") -> 
         ratio = "-"
         if ok and base is not None and base.result.get("seconds"):
             ratio = f"{secs / base.result['seconds']:.2f}x"
-        status = "ok" if ok else "FAILED: " + (m.stderr_tail.strip().splitlines() or ["?"])[-1][:90]
+        status = "ok" if ok else "FAILED: " + _error_line(m.stderr_tail)[:90]
         lines.append(f"{m.name:<8} {secs if ok else float('nan'):>8.2f} {rate:>12} {rss:>9} "
                      f"{ratio:>15}  {status}")
     return "\n".join(lines)
@@ -219,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                     q = json.loads(summ.read_text())["quarantined"]
                     extra = ", quarantined: " + ", ".join(f"{k} {v}" for k, v in q.items())
                 msg = f"finished, {m.result['rows']:,} rows kept{extra}" if ok else \
-                    "stopped with an error: " + \
-                    (m.stderr_tail.strip().splitlines() or ["?"])[-1][:100]
+                    "stopped with an error: " + _error_line(m.stderr_tail)[:110]
                 print(f"{tool:<8} {msg}")
                 report["malformed"][tool] = {"ok": ok, "rows": m.result.get("rows"),
                                              "error": None if ok else m.stderr_tail[-500:]}

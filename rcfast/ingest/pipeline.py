@@ -426,7 +426,9 @@ class BlockProcessor:
 
         scan_jsonl = get_scanner()
         spec = plan.scan
-        arr = np.frombuffer(data, dtype=np.uint8)
+        # always a read-only view of bytes: one Numba signature, loaded from the cache (a
+        # writable array would be a new signature and a 20 s compile in the middle of a run)
+        arr = np.frombuffer(data if isinstance(data, bytes) else bytes(data), dtype=np.uint8)
         (n_ok, blank, rs, re_, li, status, ok_idx, present, iv, fv, th, soffs, sbytes,
          slot) = scan_jsonl(arr, spec.key_blob, spec.key_offsets, spec.kinds)
         res.blank += int(blank)

@@ -94,8 +94,10 @@ def panel_schema(opts: PanelOptions) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _f64(values: np.ndarray) -> pa.Array:
+def _f64(values: np.ndarray, nullable: bool = True) -> pa.Array:
     # NaN marks null: input NaN ratings are set aside before, so no real NaN reaches here.
+    if not nullable:
+        return pa.array(values, type=pa.float64())
     nan = np.isnan(values)
     return pa.array(values, type=pa.float64(), mask=nan if nan.any() else None)
 
@@ -188,10 +190,12 @@ def panel_batches(cols: Columns, opts: PanelOptions, stats: PanelStats,
         g0, g1 = int(group_offsets[p0]), int(group_offsets[p1])
         if g1 == g0:
             continue
+        rs = run_start[g0:g1 + 1]
+        cols_s = aggregate.gather_rows(perm[rs[0]:rs[-1]], cols.rating, cols.helpful,
+                                       cols.verified, cols.text_len, cols.text_len_valid)
         (n, rsum, rmean, rstd, stars, hsum, vtrue, vknown, tsum,
-         tknown) = aggregate.weekly_aggregates(perm, run_start[g0:g1 + 1], cols.rating,
-                                               cols.helpful, cols.verified, cols.text_len,
-                                               cols.text_len_valid)
+         tknown) = aggregate.weekly_aggregates(rs, *cols_s)
+        del cols_s
         local_go = group_offsets[p0:p1 + 1] - g0
         week_rows = gweek[g0:g1]
         row_offsets = local_go
@@ -229,8 +233,8 @@ def _wrap(opts, products, rows_per_product, week_rows, n, rmean, rstd, stars, hs
         _string_array(o_off, o_data),
         pa.array(week_to_days(week_rows), type=pa.date32()),
         pa.array(n, type=pa.int32()),
-        _f64(rmean),
-        _f64(rstd),
+        _f64(rmean, opts.dense),  # sparse rows have reviews: never null there
+        _f64(rstd, opts.dense),
     ]
     arrays += [pa.array(stars[s], type=pa.int32()) for s in range(5)]
     arrays += [
@@ -240,11 +244,11 @@ def _wrap(opts, products, rows_per_product, week_rows, n, rmean, rstd, stars, hs
     ]
     for k in range(len(opts.windows)):
         arrays.append(pa.array(n_r[k], type=pa.int64()))
-        arrays.append(_f64(rmean_r[k]))
+        arrays.append(_f64(rmean_r[k], opts.dense))
     arrays += [_masked(lag[j], lag_valid[j], pa.int32()) for j in range(len(opts.lags))]
     arrays += [
         pa.array(n_cum, type=pa.int64()),
-        _f64(rmean_cum),
+        _f64(rmean_cum, False),  # every row is at or after the product's first review
         pa.array(ewm, type=pa.float64()),
         pa.array(since_first, type=pa.int32()),
         _masked(since_prev, since_prev_valid, pa.int32()),

@@ -98,8 +98,9 @@ class GroupAggregate:
         perm, off, sw = group.sort_by_product_week(self.codes, self.week, len(self.products),
                                                    numba.get_num_threads())
         g_off, run_start = group.week_runs(sw, off)
-        return aggregate.weekly_aggregates(perm, run_start, self.rating, self.helpful,
-                                           self.verified, self.text_len, self.tl_valid)
+        rows = aggregate.gather_rows(perm, self.rating, self.helpful, self.verified,
+                                     self.text_len, self.tl_valid)
+        return aggregate.weekly_aggregates(run_start, *rows)
 
     def time_group_aggregate(self, tool, rows):
         if tool == "pandas":

@@ -14,14 +14,36 @@ from numba import njit, prange
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def weekly_aggregates(perm, run_start, rating, helpful, verified, text_len, text_len_valid):
-    """Aggregate each group ``g`` (rows ``perm[run_start[g]:run_start[g+1]]``).
+def gather_rows(idx, rating, helpful, verified, text_len, text_len_valid):
+    """The columns of rows ``idx``, contiguous. One tight loop of independent loads keeps many
+    cache misses in flight; the aggregation then reads its rows in order."""
+    m = idx.shape[0]
+    r = np.empty(m, dtype=rating.dtype)
+    h = np.empty(m, dtype=helpful.dtype)
+    v = np.empty(m, dtype=verified.dtype)
+    t = np.empty(m, dtype=text_len.dtype)
+    tv = np.empty(m, dtype=text_len_valid.dtype)
+    for k in prange(m):
+        i = idx[k]
+        r[k] = rating[i]
+        h[k] = helpful[i]
+        v[k] = verified[i]
+        t[k] = text_len[i]
+        tv[k] = text_len_valid[i]
+    return r, h, v, t, tv
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def weekly_aggregates(run_start, rating, helpful, verified, text_len, text_len_valid):
+    """Aggregate each group ``g``: rows ``run_start[g] - run_start[0]`` to
+    ``run_start[g+1] - run_start[0]`` of the (sorted, contiguous) columns.
 
     ``verified`` is int8 with -1 for null; ``text_len_valid`` marks non-null text lengths.
     Returns ``n, rating_sum, rating_mean, rating_std, stars (5 x G), helpful_sum,
     verified_true, verified_known, text_len_sum, text_len_known``.
     """
     G = run_start.shape[0] - 1
+    base = run_start[0]
     n = np.empty(G, dtype=np.int32)
     rsum = np.empty(G, dtype=np.float64)
     rmean = np.empty(G, dtype=np.float64)
@@ -33,8 +55,8 @@ def weekly_aggregates(perm, run_start, rating, helpful, verified, text_len, text
     tsum = np.empty(G, dtype=np.int64)
     tknown = np.empty(G, dtype=np.int32)
     for g in prange(G):
-        lo = run_start[g]
-        hi = run_start[g + 1]
+        lo = run_start[g] - base
+        hi = run_start[g + 1] - base
         s = 0.0
         h = 0
         vt = 0
@@ -43,8 +65,7 @@ def weekly_aggregates(perm, run_start, rating, helpful, verified, text_len, text
         tk = 0
         rmin = np.inf
         rmax = -np.inf
-        for t in range(lo, hi):
-            i = perm[t]
+        for i in range(lo, hi):
             r = rating[i]
             s += r
             rmin = min(rmin, r)
@@ -71,8 +92,8 @@ def weekly_aggregates(perm, run_start, rating, helpful, verified, text_len, text
             sd = 0.0
         else:
             acc = 0.0
-            for t in range(lo, hi):
-                d = rating[perm[t]] - mean
+            for i in range(lo, hi):
+                d = rating[i] - mean
                 acc += d * d
             sd = math.sqrt(acc / m)
         n[g] = m

@@ -92,7 +92,8 @@ def sort_by_product_week(code, week, n_products: int, n_blocks: int):
     counting sorts: by week (a few thousand keys, cache-friendly), then by product. No
     comparison sort, and no sort inside products."""
     keys, lo, n_weeks = _week_keys(code, week)
-    rows = np.arange(code.shape[0], dtype=np.int64)
+    # int32 row ids while they fit: less to move in both scatters
+    rows = np.arange(code.shape[0], dtype=np.int32 if code.shape[0] < 2**31 else np.int64)
     week_offsets, rows_w, code_w = counting_sort(keys, n_weeks, n_blocks, rows, code)
     del keys
     week_w = _fill_weeks(week_offsets, np.int32(lo))

@@ -45,7 +45,8 @@ class InputError(ValueError):
 @dataclass
 class ReadOptions:
     mapping: dict[str, str] = field(default_factory=dict)  #: field -> raw column
-    timestamp_unit: str | None = None  #: unit of integer timestamps; None: ms, or s for unixReviewTime
+    #: unit of integer timestamps; None: ms, or s for a column found as unixReviewTime
+    timestamp_unit: str | None = None
 
 
 def resolve_inputs(inputs: list[str]) -> list[Path]:
@@ -291,8 +292,8 @@ def timestamps_ms(path: Path, raw_name: str, col: pa.ChunkedArray,
         raw = col.cast(pa.int64())
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
         # e.g. Yelp's "YYYY-MM-DD HH:MM:SS"; unparseable values become null (set aside)
-        parsed = pc.cast(pc.strptime(col, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True),
-                         pa.int64())
+        parsed = pc.strptime(col, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True)
+        parsed = pc.cast(parsed, pa.int64())
         raw = parsed
         num, den = 1, 1
     else:

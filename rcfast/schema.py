@@ -43,7 +43,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
 
 
 def parse_mapping(items: list[str] | None) -> dict[str, str]:
-    """Parse ``--map FIELD=COLUMN`` items into ``{field: column}``; raise ValueError on bad input."""
+    """Parse ``--map FIELD=COLUMN`` items into ``{field: column}``; ValueError on bad input."""
     out: dict[str, str] = {}
     for item in items or []:
         field, sep, column = item.partition("=")

@@ -69,10 +69,10 @@ def naive_panel(
         else:
             row_weeks = sorted(weeks)
 
-        def count(w):
+        def count(w, weeks=weeks):
             return len(weeks.get(w, []))
 
-        def ratings(w):
+        def ratings(w, weeks=weeks):
             return [float(x["rating"]) for x in weeks.get(w, [])]
 
         ewm = None

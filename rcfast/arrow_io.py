@@ -1,5 +1,5 @@
-"""The Arrow layer of the weekly step: find inputs, read only the needed columns, map raw names,
-check types and units, and turn Arrow columns into the plain arrays of :class:`rcfast.panel.Columns`.
+"""The Arrow layer of the weekly step: find inputs, read only the needed columns, map raw
+names, check types and units, and turn Arrow columns into plain arrays for the kernels.
 
 Every problem names the file and column (and, for a rejected row, its row number in the file)
 and says how to fix it.

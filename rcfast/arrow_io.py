@@ -226,7 +226,8 @@ class ProductEncoder:
                 lookup = np.arange(self._size, self._size + len(d), dtype=np.int32)
                 if d.null_count:
                     lookup[~d.is_valid().to_numpy(zero_copy_only=False)] = -1
-                codes = np.where(idx >= 0, lookup[np.maximum(idx, 0)], -1).astype(np.int32)
+                codes = (np.where(idx >= 0, lookup[np.maximum(idx, 0)], -1).astype(np.int32)
+                         if len(d) else np.full(len(idx), -1, dtype=np.int32))
                 self._pool.append(d)
                 self._size += len(d)
             else:
@@ -419,18 +420,3 @@ def convert_batch(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str
         text_len = np.zeros(n, dtype=np.int64)
     return BatchArrays(ms, ts_valid, rating, helpful, verified, text_len, tl_valid,
                        list(pid.chunks))
-
-
-def reject_masks(b: BatchArrays, codes: np.ndarray, week: np.ndarray,
-                 until_week: int | None) -> dict[str, np.ndarray]:
-    """Per-row masks, one per reason of :data:`REJECT_REASONS` (a row may be in several)."""
-    masks = {
-        "null_product_id": codes < 0,
-        "null_timestamp": ~b.ts_valid,
-        "timestamp_out_of_range": b.ts_valid & ((b.ms < TS_MIN_MS) | (b.ms >= TS_MAX_MS)),
-        "null_rating": np.isnan(b.rating),
-        "rating_out_of_range": (b.rating < 1.0) | (b.rating > 5.0),
-    }
-    if until_week is not None:
-        masks["after_until"] = week > until_week
-    return masks

@@ -16,15 +16,16 @@ import numpy as np
 
 from rcfast.arrow_io import (
     REJECT_REASONS,
+    TS_MAX_MS,
+    TS_MIN_MS,
     Batch,
     InputError,
     ProductEncoder,
     ReadOptions,
     convert_batch,
-    reject_masks,
 )
 from rcfast.kernels import strings
-from rcfast.kernels.time import week_index
+from rcfast.kernels.time import week_and_reason
 from rcfast.panel import Columns
 
 MAX_EXAMPLES = 20
@@ -58,16 +59,6 @@ class Rejects:
             self.counts[k] = self.counts.get(k, 0) + v
         self.examples = sorted(self.examples + other.examples,
                                key=lambda e: (e["file"], e["row"]))[:MAX_EXAMPLES]
-
-
-def first_reasons(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """The first reason (index into REJECT_REASONS) of each row, -1 where the row is kept."""
-    reason = np.full(n, -1, dtype=np.int8)
-    for code in range(len(REJECT_REASONS) - 1, -1, -1):  # the first reason wins
-        m = masks.get(REJECT_REASONS[code])
-        if m is not None:
-            reason[m] = code
-    return reason
 
 
 def count_rejects(batch: Batch, reason: np.ndarray, rej: Rejects, strict: bool) -> None:
@@ -115,10 +106,12 @@ def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
             raise InputError(f"{batch.path}: more rows than its metadata says; is the file "
                              "being written to?")
         c = enc.add(b.product_chunks)
-        w = week_index(b.ms)
-        reason = first_reasons(reject_masks(b, c, w, until_week), n)
-        count_rejects(batch, reason, rej, strict)
-        c[reason >= 0] = -1
+        w, reason, n_bad = week_and_reason(b.ms, b.ts_valid, b.rating, c, TS_MIN_MS, TS_MAX_MS,
+                                           until_week if until_week is not None else 0,
+                                           until_week is not None)
+        if n_bad:
+            count_rejects(batch, reason, rej, strict)
+            c[reason >= 0] = -1
         sl = slice(pos, pos + n)
         code[sl], week[sl], rating[sl], helpful[sl] = c, w, b.rating, b.helpful
         verified[sl], text_len[sl], tl_valid[sl] = b.verified, b.text_len, b.text_len_valid

@@ -137,3 +137,13 @@ def test_other_timestamp_units():
                       "rating": [1.0, 2.0, 3.0]})
         got, _ = weekly_panel(t)
         assert got.column("n_reviews").to_pylist() == [1, 1, 1], typ
+
+
+def test_dictionary_with_empty_dictionary_and_null_index():
+    pid = pa.DictionaryArray.from_arrays(pa.array([None], type=pa.int32()),
+                                         pa.array([], type=pa.string()))
+    t = pa.table({"product_id": pid,
+                  "timestamp": pa.array([MONDAY_MS], type=pa.timestamp("ms", tz="UTC")),
+                  "rating": [1.0]})
+    got, summary = weekly_panel(t)
+    assert got.num_rows == 0 and summary["rejected"]["null_product_id"] == 1

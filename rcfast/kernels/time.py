@@ -38,3 +38,41 @@ def week_index(ms):
 def week_to_days(week: np.ndarray) -> np.ndarray:
     """Days since the epoch of each week's Monday (for a date32 column)."""
     return week.astype(np.int32) * 7 + DAYS_EPOCH_TO_FIRST_MONDAY
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def week_and_reason(ms, ts_valid, rating, code, ts_min, ts_max, until_week, use_until):
+    """Week of each row and the first reason it is set aside, in one pass.
+
+    Reasons, in order (the first that applies): 0 null product (``code < 0``), 1 null time,
+    2 time outside ``[ts_min, ts_max)``, 3 null rating (NaN), 4 rating outside [1, 5],
+    5 week after ``until_week`` (when ``use_until``); -1 keeps the row. Returns
+    ``(week int32, reason int8, rows set aside)``.
+    """
+    n = ms.shape[0]
+    week = np.empty(n, dtype=np.int32)
+    reason = np.empty(n, dtype=np.int8)
+    bad = 0
+    for i in prange(n):
+        m = ms[i]
+        w = (m + MONDAY_SHIFT_MS) // MS_PER_WEEK
+        r = rating[i]
+        why = -1
+        if code[i] < 0:
+            why = 0
+        elif not ts_valid[i]:
+            why = 1
+        elif m < ts_min or m >= ts_max:
+            why = 2
+        elif r != r:
+            why = 3
+        elif r < 1.0 or r > 5.0:
+            why = 4
+        elif use_until and w > until_week:
+            why = 5
+        # out-of-range times would overflow int32 weeks; they are set aside anyway
+        week[i] = w if why != 2 else 0
+        reason[i] = why
+        if why >= 0:
+            bad += 1
+    return week, reason, bad

@@ -288,7 +288,7 @@ def test_first_host_and_slurm_env():
     assert first_host("gpu[07-09,12],cpu1") == "gpu07"
     assert first_host("node5,node6") == "node5"
     assert first_host("a[1-2]-ib[3-4]") == "a1-ib3"
-    env = {"SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NTASKS": "8",
+    env = {"SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NTASKS": "8", "SLURM_STEP_ID": "0",
            "SLURM_JOB_NODELIST": "dgx[003-004]"}
     assert slurm_to_torch_env(env) == "slurm"
     assert (env["RANK"], env["LOCAL_RANK"], env["WORLD_SIZE"], env["MASTER_ADDR"]) == \
@@ -296,6 +296,9 @@ def test_first_host_and_slurm_env():
     env = {"RANK": "0", "WORLD_SIZE": "2", "SLURM_PROCID": "0", "SLURM_NTASKS": "1"}
     assert slurm_to_torch_env(env) == "launcher" and env["RANK"] == "0"
     env = {}
+    assert slurm_to_torch_env(env) == "single" and env["WORLD_SIZE"] == "1"
+    # the batch script of a 2-task job (no srun step) is a world of one, not rank 0 of 2
+    env = {"SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "vm"}
     assert slurm_to_torch_env(env) == "single" and env["WORLD_SIZE"] == "1"
 
 

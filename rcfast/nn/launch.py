@@ -1,7 +1,7 @@
 """Launch-time helpers of ``train/run.py``: Slurm -> torch.distributed environment, run records.
 
 DeepSpeed reads ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; it
-reads none of Slurm's variables. Under ``srun`` (one task per GPU, no ``deepspeed`` launcher),
+reads none of Slurm's variables. Under ``srun`` (one task per GPU, no ``deepspeed`` launcher; recognised by ``SLURM_STEP_ID``),
 :func:`slurm_to_torch_env` maps ``SLURM_PROCID``, ``SLURM_LOCALID``, ``SLURM_NTASKS`` and the first
 host of ``SLURM_JOB_NODELIST`` onto them. Under the ``deepspeed`` launcher (which sets ``RANK``)
 nothing is changed; a plain ``python train/run.py`` becomes a world of one.
@@ -55,7 +55,10 @@ def slurm_to_torch_env(env: dict[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     if "RANK" in env and "WORLD_SIZE" in env:
         return "launcher"
-    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env and int(env["SLURM_NTASKS"]) > 1:
+    # only inside an srun step (SLURM_STEP_ID set): the batch script itself also carries
+    # SLURM_PROCID=0 and the job's SLURM_NTASKS, but it is one process
+    if ("SLURM_STEP_ID" in env and "SLURM_PROCID" in env and "SLURM_NTASKS" in env
+            and int(env["SLURM_NTASKS"]) > 1):
         env["RANK"] = env["SLURM_PROCID"]
         env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
         env["WORLD_SIZE"] = env["SLURM_NTASKS"]

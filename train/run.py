@@ -17,7 +17,7 @@ Launch (panel from ``python -m rcfast.weekly INPUT -o panel.parquet``):
     # a world of one without the launcher; resume a stopped run; override config fields
     python train/run.py --panel panel.parquet --out runs/r1 \
         --deepspeed_config train/configs/zero1_bf16_cpu.json --resume \
-        --config train/configs/model.yaml --set lr=3e-4 --set n_layers=2
+        --config train/configs/demo_cpu.yaml --set lr=3e-4 --set n_layers=3
 
     # Slurm: see slurm/train.sbatch (one node) and slurm/train-multinode.sbatch (srun, one task
     # per GPU; this script maps SLURM_PROCID/LOCALID/NTASKS/JOB_NODELIST to the torch variables)

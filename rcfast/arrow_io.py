@@ -157,8 +157,9 @@ def parquet_rows(paths: list[Path]) -> int:
 
 
 def read_batches(path: Path, opts: ReadOptions, row_groups: list[int] | None = None,
-                 batch_rows: int = BATCH_ROWS):
+                 batch_rows: int | None = None):
     """Yield :class:`Batch` es of whole row groups of one Parquet file, needed columns only."""
+    batch_rows = batch_rows or BATCH_ROWS
     pf = open_parquet(path)
     colmap = map_columns(path, pf.schema_arrow.names, opts)
     wanted = [f for f in WANTED if f in colmap]
@@ -188,8 +189,9 @@ def read_batches(path: Path, opts: ReadOptions, row_groups: list[int] | None = N
 
 
 def table_batches(table: pa.Table, opts: ReadOptions, where: Path,
-                  batch_rows: int = BATCH_ROWS):
+                  batch_rows: int | None = None):
     """Yield :class:`Batch` es of an in-memory table (the same path as files take)."""
+    batch_rows = batch_rows or BATCH_ROWS
     colmap = map_columns(where, table.column_names, opts)
     n = table.num_rows
     for start in range(0, max(n, 1), batch_rows):

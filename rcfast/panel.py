@@ -145,8 +145,10 @@ SLICE_ROWS = 1 << 20
 
 
 def panel_batches(cols: Columns, opts: PanelOptions, stats: PanelStats,
-                  slice_rows: int = SLICE_ROWS) -> Iterator[pa.Table]:
-    """The panel of valid rows (``product_code >= 0``) as tables of whole products, in order."""
+                  slice_rows: int | None = None) -> Iterator[pa.Table]:
+    """The panel of valid rows (``product_code >= 0``) as tables of whole products, in order,
+    about ``slice_rows`` (default :data:`SLICE_ROWS`) panel rows each."""
+    slice_rows = slice_rows or SLICE_ROWS
     t = time.perf_counter()
 
     def lap(name: str) -> None:

@@ -226,46 +226,28 @@ def output_paths(output: str) -> tuple[Path, Path, bool]:
 #: column maps to a plain Parquet type (string, date, int, double).
 WRITE_OPTIONS = {"use_dictionary": ["product_id", "week_start"],
                  "write_statistics": ["product_id", "week_start"], "store_schema": False}
-PART_ROWS = 8 * ROW_GROUP_ROWS
+#: Rows per part file of a directory output; parts are written by parallel threads.
+PART_ROWS = 2 * ROW_GROUP_ROWS
 
 
-class PanelWriter:
-    """Writes panel batches under a temporary name on a background thread (the kernels of the
-    next batch run meanwhile: both release the GIL) and renames the output when complete."""
+class _Part:
+    """One output file written from a queue on its own thread (pyarrow releases the GIL, and so
+    do the kernels computing the next batches meanwhile)."""
 
-    def __init__(self, output: str, schema: pa.Schema, compression: str, progress: bool,
-                 total_rows: int) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, comp: str | None, bar) -> None:
         import queue
         import threading
 
-        from tqdm.auto import tqdm
-
-        self.data_path, self.summary_path, self.is_dir = output_paths(output)
-        self.schema = schema
-        self.comp = None if compression == "none" else compression
-        self.tmp = self.data_path.with_name(f".{self.data_path.name}.tmp-{os.getpid()}")
-        self.tmp.parent.mkdir(parents=True, exist_ok=True)
-        if self.is_dir:
-            self.tmp.mkdir()
-        self.writers: list[pq.ParquetWriter] = []
-        self.part_rows = PART_ROWS
+        self.writer = pq.ParquetWriter(path, schema, compression=comp, **WRITE_OPTIONS)
         self.rows = 0
         self.week_min: dt.date | None = None
         self.week_max: dt.date | None = None
-        self.bar = tqdm(total=total_rows, desc="write", unit="row", unit_scale=True,
-                        file=sys.stderr, disable=not progress or total_rows < 2 * ROW_GROUP_ROWS)
         self.error: BaseException | None = None
+        self.bar = bar
+        self.closed = False
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.thread = threading.Thread(target=self._work, name="rcfast-writer", daemon=True)
         self.thread.start()
-
-    def _writer(self) -> pq.ParquetWriter:
-        if not self.writers or (self.is_dir and self.rows >= self.part_rows * len(self.writers)):
-            path = (self.tmp / f"part-{len(self.writers):05d}.parquet" if self.is_dir
-                    else self.tmp)
-            self.writers.append(pq.ParquetWriter(path, self.schema, compression=self.comp,
-                                                 **WRITE_OPTIONS))
-        return self.writers[-1]
 
     def _work(self) -> None:
         import pyarrow.compute as pc
@@ -279,8 +261,7 @@ class PanelWriter:
             try:
                 for start in range(0, table.num_rows, ROW_GROUP_ROWS):
                     piece = table.slice(start, ROW_GROUP_ROWS)
-                    self._writer().write_table(piece, row_group_size=ROW_GROUP_ROWS)
-                    self.rows += piece.num_rows
+                    self.writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
                     self.bar.update(piece.num_rows)
                 mm = pc.min_max(table.column("week_start")).as_py()
                 if mm["min"] is not None:
@@ -289,26 +270,89 @@ class PanelWriter:
             except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
                 self.error = exc
 
-    def write(self, table: pa.Table) -> None:
+    def put(self, table: pa.Table) -> None:
         if self.error is not None:
             raise self.error
+        self.rows += table.num_rows
         self.queue.put(table)
 
-    def _drain(self) -> None:
-        self.queue.put(None)
+    def end(self) -> None:
+        """No more tables: the thread stops once the queue is written."""
+        if not self.closed:
+            self.closed = True
+            self.queue.put(None)
+
+    def finish(self) -> None:
+        """Wait until everything queued is written (the file stays open for metadata)."""
+        self.end()
         self.thread.join()
-        self.bar.close()
         if self.error is not None:
             raise self.error
+
+
+class PanelWriter:
+    """Writes panel batches under a temporary name and renames the output when complete.
+
+    A file output is one part written by one background thread. A directory output is part
+    files of about :data:`PART_ROWS` rows, written by up to ``n_writers`` threads at once: on
+    many cores one Parquet encoder would be the bottleneck. Parts hold consecutive whole
+    batches, so the dataset read in file-name order keeps the panel's order.
+    """
+
+    def __init__(self, output: str, schema: pa.Schema, compression: str, progress: bool,
+                 total_rows: int, n_writers: int = 1) -> None:
+        from tqdm.auto import tqdm
+
+        self.data_path, self.summary_path, self.is_dir = output_paths(output)
+        self.schema = schema
+        self.comp = None if compression == "none" else compression
+        self.tmp = self.data_path.with_name(f".{self.data_path.name}.tmp-{os.getpid()}")
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        if self.is_dir:
+            self.tmp.mkdir()
+        self.n_writers = max(1, n_writers) if self.is_dir else 1
+        self.parts: list[_Part] = []
+        self.bar = tqdm(total=total_rows, desc="write", unit="row", unit_scale=True,
+                        file=sys.stderr, disable=not progress or total_rows < 2 * ROW_GROUP_ROWS)
+
+    def _part(self) -> _Part:
+        full = self.is_dir and self.parts and self.parts[-1].rows >= PART_ROWS
+        if not self.parts or full:
+            if full:
+                self.parts[-1].end()  # it finishes on its own thread
+                busy = [p for p in self.parts if p.thread.is_alive()]
+                if len(busy) >= self.n_writers:
+                    busy[0].finish()
+            path = (self.tmp / f"part-{len(self.parts):05d}.parquet" if self.is_dir
+                    else self.tmp)
+            self.parts.append(_Part(path, self.schema, self.comp, self.bar))
+        return self.parts[-1]
+
+    def write(self, table: pa.Table) -> None:
+        self._part().put(table)
+
+    def drain(self) -> None:
+        """Wait for every part's thread; afterwards ``week_min``/``week_max`` are final."""
+        self._part()  # an empty panel still gets a (valid, empty) file
+        for p in self.parts:
+            p.finish()
+        self.bar.close()
+
+    @property
+    def week_min(self) -> dt.date | None:
+        return min((p.week_min for p in self.parts if p.week_min), default=None)
+
+    @property
+    def week_max(self) -> dt.date | None:
+        return max((p.week_max for p in self.parts if p.week_max), default=None)
 
     def close(self, summary: dict) -> list[Path]:
         """Finish: summary into every file's metadata and beside them, then the rename."""
-        self._drain()
-        self._writer()  # an empty panel still gets a (valid, empty) file
+        self.drain()
         meta = {SUMMARY_KEY: json.dumps(summary).encode()}
-        for w in self.writers:
-            w.add_key_value_metadata(meta)
-            w.close()
+        for p in self.parts:
+            p.writer.add_key_value_metadata(meta)
+            p.writer.close()
         text = json.dumps(summary, indent=2) + "\n"
         if self.is_dir:
             (self.tmp / "_summary.json").write_text(text)
@@ -331,15 +375,16 @@ class PanelWriter:
     def abort(self) -> None:
         import shutil
 
-        try:
-            self._drain()
-        except BaseException:  # noqa: BLE001 - the original error is what matters
-            pass
-        for w in self.writers:
+        for p in self.parts:
             try:
-                w.close()
-            except Exception:  # noqa: BLE001
+                p.finish()
+            except BaseException:  # noqa: BLE001, S110 - the original error is what matters
                 pass
+            try:
+                p.writer.close()
+            except Exception:  # noqa: BLE001, S110
+                pass
+        self.bar.close()
         if self.tmp.is_dir():
             shutil.rmtree(self.tmp, ignore_errors=True)
         elif self.tmp.exists():
@@ -486,18 +531,16 @@ def run(args: argparse.Namespace) -> dict:
     try:
         first = next(batches, None)  # grouping runs here: stats.panel_rows is known after
         writer = PanelWriter(args.output, panel_schema(popts), args.compression, progress,
-                             stats.panel_rows)
+                             stats.panel_rows, n_writers=threads)
         if first is not None:
             writer.write(first)
             for table in batches:
                 writer.write(table)
         if not distributed:
             del cols
+        writer.drain()
         summary = make_summary(args, popts, paths, rows_read, rej, stats,
                                (writer.week_min, writer.week_max), arrangement)
-        writer._drain()
-        summary["first_week"] = str(writer.week_min) if writer.week_min else None
-        summary["last_week"] = str(writer.week_max) if writer.week_max else None
         written = writer.close(summary)
     except BaseException:
         if writer is not None:

@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix(loss=f"{step_loss:.4f}", win_s=f"{global_batch / dt:,.0f}")
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.max_steps or done == start_step + 1:
-            rec = {"loss": step_loss, "cpu_s": time.process_time(), "loss_avg": float(np.mean(losses_window)),
+            rec = {"loss": step_loss, "cpu_s": time.process_time(),
+                   "loss_avg": float(np.mean(losses_window)),
                    "lr": float(scheduler.get_last_lr()[0]), "windows_per_s": global_batch / dt,
                    "batch_build_share": t_batch / dt, "step_s": dt,
                    "skipped_steps": int(getattr(engine, "skipped_steps", 0))}

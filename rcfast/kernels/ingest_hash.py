@@ -14,35 +14,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
+from rcfast.kernels.strings import _FNV_OFFSET, _FNV_PRIME, _hash_one
 
 
 @njit(nogil=True, cache=True)
 def fnv_hash_strings(offsets, data, valid):
-    """Hash of each string given Arrow-style ``offsets`` (int64, n+1) and ``data`` (uint8).
-
-    Rows where ``valid`` is False hash to 0.
-    """
+    """Hash of each string given Arrow-style ``offsets`` (int64, n+1) and ``data`` (uint8),
+    one thread (the per-string hash is ``strings._hash_one``); rows where ``valid`` is False
+    hash to 0."""
     n = offsets.shape[0] - 1
     out = np.empty(n, dtype=np.uint64)
     for i in range(n):
-        if not valid[i]:
-            out[i] = np.uint64(0)
-            continue
-        start = offsets[i]
-        end = offsets[i + 1]
-        h = _FNV_OFFSET
-        for j in range(start, end):
-            h ^= np.uint64(data[j])
-            h *= _FNV_PRIME
-        h ^= np.uint64(end - start)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-        out[i] = h
+        out[i] = _hash_one(data, offsets[i], offsets[i + 1]) if valid[i] else np.uint64(0)
     return out
 
 

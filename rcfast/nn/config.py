@@ -135,7 +135,7 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         unknown = sorted(set(d) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"unknown config key(s) {unknown}; known: {cls.field_names()}")
@@ -146,7 +146,7 @@ class TrainConfig:
         return cfg
 
     @classmethod
-    def from_file(cls, path: str | pathlib.Path) -> "TrainConfig":
+    def from_file(cls, path: str | pathlib.Path) -> TrainConfig:
         p = pathlib.Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"config file not found: {p}")
@@ -160,7 +160,7 @@ class TrainConfig:
             raise ValueError(f"config file {p} must hold a mapping, got {type(data).__name__}")
         return cls.from_dict(data)
 
-    def override(self, assignments: list[str] | None) -> "TrainConfig":
+    def override(self, assignments: list[str] | None) -> TrainConfig:
         """Return a copy with ``key=value`` strings applied (values parsed as YAML/JSON)."""
         d = self.to_dict()
         for a in assignments or []:

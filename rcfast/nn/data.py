@@ -78,7 +78,7 @@ class Panel:
     def n_products(self) -> int:
         return len(self.product_ids)
 
-    def tensors(self, device: str | torch.device = "cpu") -> "PanelTensors":
+    def tensors(self, device: str | torch.device = "cpu") -> PanelTensors:
         return PanelTensors(
             values=torch.from_numpy(self.values).to(device),
             offsets=torch.from_numpy(self.offsets).to(device),

@@ -1,7 +1,8 @@
 """Launch-time helpers of ``train/run.py``: Slurm -> torch.distributed environment, run records.
 
 DeepSpeed reads ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; it
-reads none of Slurm's variables. Under ``srun`` (one task per GPU, no ``deepspeed`` launcher; recognised by ``SLURM_STEP_ID``),
+reads none of Slurm's variables. Under ``srun`` (one task per GPU, no ``deepspeed`` launcher;
+recognised by ``SLURM_STEP_ID``),
 :func:`slurm_to_torch_env` maps ``SLURM_PROCID``, ``SLURM_LOCALID``, ``SLURM_NTASKS`` and the first
 host of ``SLURM_JOB_NODELIST`` onto them. Under the ``deepspeed`` launcher (which sets ``RANK``)
 nothing is changed; a plain ``python train/run.py`` becomes a world of one.

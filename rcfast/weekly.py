@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use a running Dask scheduler (e.g. tcp://node1:8786) across nodes")
     p.add_argument("--scheduler-file", metavar="FILE",
                    help="use the Dask scheduler described in FILE (dask scheduler "
-                        "--scheduler-file, as in slurm/weekly.sbatch)")
+                        "--scheduler-file, as in slurm/weekly-multinode.sbatch)")
     p.add_argument("--partitions", type=int, default=None,
                    help="Dask partitions (default: 2 x workers); each holds whole products")
     p.add_argument("--strict", action="store_true",

@@ -147,10 +147,6 @@ class Batch:
     cols: dict[str, pa.ChunkedArray]
     colmap: dict[str, str]
 
-    @property
-    def rows(self) -> int:
-        return len(self.cols["product_id"])
-
 
 def parquet_rows(paths: list[Path]) -> int:
     return sum(open_parquet(p).metadata.num_rows for p in paths)

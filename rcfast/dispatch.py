@@ -152,9 +152,9 @@ def product_partitioned(paths: list[Path]) -> bool:
     if len(paths) < 2:
         return False
     for path in paths:
-        meta = open_parquet(path).schema_arrow.metadata or {}
-        md = open_parquet(path).metadata.metadata or {}
-        raw = meta.get(PARTITIONING_KEY) or md.get(PARTITIONING_KEY)
+        pf = open_parquet(path)
+        raw = ((pf.schema_arrow.metadata or {}).get(PARTITIONING_KEY)
+               or (pf.metadata.metadata or {}).get(PARTITIONING_KEY))
         if raw is None:
             return False
         try:

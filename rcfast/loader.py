@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -128,4 +127,4 @@ def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
             pos)
 
 
-__all__ = ["MAX_EXAMPLES", "Path", "Rejects", "load_batches"]
+__all__ = ["MAX_EXAMPLES", "Rejects", "count_rejects", "load_batches"]

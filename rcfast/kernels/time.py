@@ -21,6 +21,11 @@ def to_ms(values, factor_num, factor_den):
     return out
 
 
+@njit(inline="always")
+def _week(ms):
+    return (ms + MONDAY_SHIFT_MS) // MS_PER_WEEK
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def week_index(ms):
     """Week of each epoch-millisecond time: ``floor((floor(ms/1000) + 259200) / 604800)``.
@@ -31,7 +36,7 @@ def week_index(ms):
     n = ms.shape[0]
     out = np.empty(n, dtype=np.int32)
     for i in prange(n):
-        out[i] = (ms[i] + MONDAY_SHIFT_MS) // MS_PER_WEEK
+        out[i] = _week(ms[i])
     return out
 
 
@@ -55,7 +60,7 @@ def week_and_reason(ms, ts_valid, rating, code, ts_min, ts_max, until_week, use_
     bad = 0
     for i in prange(n):
         m = ms[i]
-        w = (m + MONDAY_SHIFT_MS) // MS_PER_WEEK
+        w = _week(m)
         r = rating[i]
         why = -1
         if code[i] < 0:

@@ -43,6 +43,58 @@ def test_encode_strings_equal_iff_equal(values, hash_mask):
     assert len(set(codes.tolist())) == len(set(values))
 
 
+short_strings = st.lists(st.binary(max_size=strings.KEY_MAX_BYTES) | st.sampled_from(
+    [b"", b"\x00", b"a", b"a\x00", b"abcdefgh", b"abcdefgh\x00", b"B000007L0E",
+     b"\xff" * 15, b"\x00" * 15]), max_size=80)
+
+
+@settings(max_examples=200, deadline=None)
+@given(short_strings, st.integers(1, 3))
+def test_keys_round_trip_sort_and_encode(values, bucket_bits):
+    # packed keys must order like bytes, come back unchanged, and encode equal iff equal
+    offsets, data = buffers(values)
+    assert strings.max_length(offsets) == max((len(v) for v in values), default=0)
+    k0, k1 = strings.pack_keys(offsets, data)
+    off2, data2 = strings.unpack_keys(k0, k1)
+    assert off2.tolist() == offsets.tolist() and bytes(data2) == bytes(data)
+    order = strings.argsort_keys(k0, k1)
+    assert [values[i] for i in order] == sorted(values)
+    codes, u0, u1 = strings.encode_keys(k0, k1, bucket_bits=bucket_bits)
+    u_off, u_data = strings.unpack_keys(u0, u1)
+    uniques = [bytes(u_data[u_off[c]:u_off[c + 1]]) for c in range(len(u0))]
+    assert sorted(uniques) == sorted(set(values))
+    assert [uniques[c] for c in codes] == values
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.none() | st.binary(max_size=20).map(
+    lambda b: b.decode("latin-1")), max_size=30), max_size=5), st.booleans())
+def test_product_encoder_mixes_short_long_dict_and_null(batches, as_dict):
+    # ids that fit a key and longer ones, plain and dictionary chunks, over several batches:
+    # every row's final code is its id's rank in byte order
+    import pyarrow as pa
+
+    from rcfast.arrow_io import ProductEncoder
+
+    enc = ProductEncoder()
+    pool_codes = []
+    for k, vals in enumerate(batches):
+        arr = pa.array(vals, type=pa.string())
+        if as_dict and k % 2:
+            arr = arr.dictionary_encode()
+        pool_codes.append(enc.add([arr]))
+    mapping, products = enc.finish()
+    got = products.to_pylist()
+    assert got == sorted(got, key=lambda x: x.encode("utf-8"))
+    assert len(set(got)) == len(got)
+    for vals, pc in zip(batches, pool_codes):
+        for v, c in zip(vals, pc):
+            if v is None:
+                assert c == -1
+            else:
+                assert got[mapping[c]] == v
+
+
 def test_hash_is_stable():
     offsets, data = buffers([b"B00ABC", b"", b"B00ABC"])
     h = strings.hash_strings(offsets, data)

@@ -379,3 +379,180 @@ def repeat_strings(offsets, data, repeats):
             d += ln
             out_off[row0[i] + r + 1] = d
     return out_off, out
+
+
+# -- short strings as integer keys ------------------------------------------------------------
+# Product ids are short (Amazon ASINs: 10 bytes). Packed into two big-endian words they are
+# compared, hashed and moved as integers: no byte loops, no second pass over string data, and a
+# table entry holds the whole key, so a match needs no look at the bytes.
+
+#: Strings of at most this many bytes pack into a key: bytes 0-7 in ``k0``; bytes 8-14 and the
+#: length in ``k1``. Comparing ``(k0, k1)`` as unsigned integers is byte order (memcmp, then
+#: length), since a shorter string's padding is zero and its length is smaller.
+KEY_MAX_BYTES = 15
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def max_length(offsets):
+    """Longest string, in bytes (0 for none)."""
+    n = offsets.shape[0] - 1
+    m = 0
+    for i in prange(n):
+        m = max(m, offsets[i + 1] - offsets[i])
+    return m
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def pack_keys(offsets, data):
+    """``(k0, k1)`` uint64 keys of strings of at most :data:`KEY_MAX_BYTES` bytes (the caller
+    checks the length: longer strings would be cut)."""
+    n = offsets.shape[0] - 1
+    k0 = np.empty(n, dtype=np.uint64)
+    k1 = np.empty(n, dtype=np.uint64)
+    for i in prange(n):
+        s = offsets[i]
+        e = offsets[i + 1]
+        k0[i] = _word(data, s, e, 0)
+        k1[i] = _word(data, s, e, 1) | np.uint64(e - s)
+    return k0, k1
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def unpack_keys(k0, k1):
+    """Strings of packed keys: ``(offsets int64, data uint8)``."""
+    n = k0.shape[0]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + np.int64(k1[i] & np.uint64(0xFF))
+    data = np.empty(offsets[n], dtype=np.uint8)
+    for i in prange(n):
+        d = offsets[i]
+        ln = offsets[i + 1] - d
+        for j in range(ln):
+            w = k0[i] if j < 8 else k1[i]
+            data[d + j] = np.uint8((w >> np.uint64(56 - 8 * (j % 8))) & np.uint64(0xFF))
+    return offsets, data
+
+
+@njit(inline="always")
+def _hash_key(a, b):
+    return _mix64(a ^ _mix64(b ^ np.uint64(0x9E3779B97F4A7C15)))
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def hash_keys(k0, k1):
+    n = k0.shape[0]
+    out = np.empty(n, dtype=np.uint64)
+    for i in prange(n):
+        out[i] = _hash_key(k0[i], k1[i])
+    return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _key_scatter(k0, k1, hashes, bucket_bits, n_blocks):
+    """Keys into bucket order (bucket = top bits of the hash), stably; like
+    :func:`_bucket_scatter`, with fixed-size keys."""
+    n = hashes.shape[0]
+    nb = 1 << bucket_bits
+    shift = np.uint64(64 - bucket_bits)
+    nt = max(1, min(n_blocks, n // 65536 + 1))
+    block = (n + nt - 1) // nt
+    cnt = np.zeros((nt, nb), dtype=np.int64)
+    for t in prange(nt):
+        for i in range(t * block, min(n, (t + 1) * block)):
+            cnt[t, np.int64(hashes[i] >> shift)] += 1
+    counts = np.zeros(nb + 1, dtype=np.int64)
+    starts = np.empty((nt, nb), dtype=np.int64)
+    r = 0
+    for b in range(nb):
+        for t in range(nt):
+            starts[t, b] = r
+            r += cnt[t, b]
+        counts[b + 1] = r
+    b0 = np.empty(n, dtype=np.uint64)
+    b1 = np.empty(n, dtype=np.uint64)
+    for t in prange(nt):
+        rp = starts[t].copy()
+        for i in range(t * block, min(n, (t + 1) * block)):
+            b = np.int64(hashes[i] >> shift)
+            b0[rp[b]] = k0[i]
+            b1[rp[b]] = k1[i]
+            rp[b] += 1
+    return counts, b0, b1, starts
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _codes_from_key_buckets(counts, b0, b1):
+    """Per bucket, in parallel: a small open-addressing table from key to code. Returns the
+    codes in bucket order and the distinct keys in code order."""
+    n = b0.shape[0]
+    nb = counts.shape[0] - 1
+    codes_b = np.empty(n, dtype=np.int32)
+    u0 = np.empty(n, dtype=np.uint64)  # per bucket, packed at the bucket's start
+    u1 = np.empty(n, dtype=np.uint64)
+    n_local = np.zeros(nb, dtype=np.int64)
+    for b in prange(nb):
+        lo = counts[b]
+        hi = counts[b + 1]
+        m = hi - lo
+        if m == 0:
+            continue
+        cap = 16
+        while cap < 2 * m:
+            cap *= 2
+        mask = np.uint64(cap - 1)
+        t_code = np.full(cap, -1, dtype=np.int64)
+        nu = 0
+        for t in range(lo, hi):
+            a = b0[t]
+            c1 = b1[t]
+            s = np.int64(_hash_key(a, c1) & mask)
+            while True:
+                c = t_code[s]
+                if c == -1:
+                    t_code[s] = nu
+                    u0[lo + nu] = a
+                    u1[lo + nu] = c1
+                    codes_b[t] = nu
+                    nu += 1
+                    break
+                if u0[lo + c] == a and u1[lo + c] == c1:
+                    codes_b[t] = c
+                    break
+                s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
+        n_local[b] = nu
+    base = np.zeros(nb + 1, dtype=np.int64)
+    for b in range(nb):
+        base[b + 1] = base[b] + n_local[b]
+    U = base[nb]
+    o0 = np.empty(U, dtype=np.uint64)
+    o1 = np.empty(U, dtype=np.uint64)
+    for b in prange(nb):
+        lo = counts[b]
+        for c in range(n_local[b]):
+            o0[base[b] + c] = u0[lo + c]
+            o1[base[b] + c] = u1[lo + c]
+        for t in range(lo, counts[b + 1]):
+            codes_b[t] = np.int32(codes_b[t] + base[b])
+    return codes_b, o0, o1
+
+
+def encode_keys(k0, k1, bucket_bits=None):
+    """Dense codes for packed keys: ``(codes int32[n], u0, u1)``, key ``c`` of the distinct
+    ones having code ``c`` (bucket order, not byte order; see :func:`argsort_keys`)."""
+    n = k0.shape[0]
+    if bucket_bits is None:  # about 8k keys a bucket: its table stays in L2
+        bucket_bits = int(min(14, max(6, np.log2(max(1, n) / 8192))))
+    if not 1 <= bucket_bits <= 20:  # a shift by 64 bits is undefined
+        raise ValueError(f"bucket_bits must be in 1..20, got {bucket_bits}")
+    hashes = hash_keys(k0, k1)
+    counts, b0, b1, starts = _key_scatter(k0, k1, hashes, bucket_bits, get_num_threads())
+    codes_b, u0, u1 = _codes_from_key_buckets(counts, b0, b1)
+    del b0, b1
+    return _unbucket(codes_b, hashes, bucket_bits, starts), u0, u1
+
+
+def argsort_keys(k0, k1):
+    """Stable argsort of packed keys, which is byte order of their strings."""
+    o = _radix_argsort(k1)
+    return o[_radix_argsort(k0[o])]

@@ -365,7 +365,8 @@ def runs(tmp_path_factory, real_panel) -> dict[str, Path]:
     common = [*TINY, "--max-steps", str(STEPS), "--set", "micro_batch_size=8",
               "--set", "ckpt_every=4"]
     out["one"] = d / "one"
-    _train(real_panel, out["one"], "zero1_bf16_cpu.json", 1, *common, "--set", "grad_accum=2")
+    _train(real_panel, out["one"], "zero1_bf16_cpu.json", 1, *common, "--set", "grad_accum=2",
+           "--set", "average_last=2")
     for stage in (1, 2, 3):
         out[f"z{stage}"] = d / f"z{stage}"
         _train(real_panel, out[f"z{stage}"], f"zero{stage}_bf16_cpu.json", 2, *common,
@@ -390,6 +391,48 @@ def test_two_ranks_same_loss_curve_as_one(runs):
         np.testing.assert_allclose(got, ref, rtol=2e-2, atol=2e-3,
                                    err_msg=f"ZeRO-{stage}, 2 ranks vs 1 rank")
     assert ref[-1] < ref[0], "loss did not fall"
+
+
+def test_model_pt_averages_last_checkpoints_and_val_metrics(runs):
+    """average_last=2: model.pt is the mean of the fp32 weights of steps 4 and 6, and the run
+    logs the validation head metrics of both the final and the averaged weights."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    from rcfast.nn.launch import checkpoint_tags
+    run = runs["one"]
+    blob = torch.load(run / "model.pt", weights_only=False)
+    assert blob["averaged_checkpoints"] == ["step00000004", "step00000006"]
+    assert checkpoint_tags(run / "checkpoints") == blob["averaged_checkpoints"]
+    assert checkpoint_tags(run / "checkpoints", max_step=5) == ["step00000004"]
+    s4, s6 = (get_fp32_state_dict_from_zero_checkpoint(str(run / "checkpoints"), tag=t)
+              for t in blob["averaged_checkpoints"])
+    differ = False
+    for k, v in blob["state_dict"].items():
+        torch.testing.assert_close(v, (s4[k].float() + s6[k].float()) / 2)
+        differ |= not torch.equal(s4[k], s6[k])
+    assert differ, "steps 4 and 6 have the same weights: the average proves nothing"
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for prefix in ("val", "val_avg"):
+        rec = next(r for r in recs if f"{prefix}_rmsse_head" in r)
+        assert rec["step"] == STEPS and rec[f"{prefix}_head_series"] > 0
+        for m in ("mae", "rmsse"):
+            assert np.isfinite(rec[f"{prefix}_{m}_head"]) and rec[f"{prefix}_{m}_head"] >= 0
+            gain = 1 - rec[f"{prefix}_{m}_head"] / rec[f"{prefix}_{m}_head_best_baseline"]
+            assert rec[f"{prefix}_{m}_head_gain"] == pytest.approx(gain)
+
+
+def test_average_state_dicts():
+    from rcfast.nn.launch import average_state_dicts
+    a = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor(3.0)}
+    b = {"w": torch.tensor([3.0, 6.0]), "b": torch.tensor(5.0)}
+    got = average_state_dicts([a, b])
+    torch.testing.assert_close(got["w"], torch.tensor([2.0, 4.0]))
+    torch.testing.assert_close(got["b"], torch.tensor(4.0))
+    assert average_state_dicts([a])["w"] is not a["w"]
+    with pytest.raises(ValueError):
+        average_state_dicts([a, {"w": a["w"]}])
+    with pytest.raises(ValueError):
+        average_state_dicts([])
 
 
 def test_zero_stages_checkpoint_and_hparams(runs):

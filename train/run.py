@@ -194,28 +194,41 @@ def main(argv: list[str] | None = None) -> int:
         engine.save_checkpoint(str(ckpt_dir), tag=f"step{step:08d}", client_state=client)
 
     @torch.no_grad()
-    def validate(step: int) -> None:
-        from rcfast.nn.metrics import history_matrix
-        engine.eval()
+    def validate(step: int, net=None, prefix: str = "val") -> dict:
+        """Validation weeks (never a training target): NB NLL on all products, and the test's
+        own metrics (MAE, RMSSE of the point forecast vs the best baseline) on the head.
+        ``net``: another model to score (rank 0 only), logged with keys ``{prefix}_...``."""
+        from rcfast.nn.metrics import best_baseline, evaluate
+        net = engine if net is None else net
+        dev = device if net is engine else next(net.parameters()).device
+        net.eval()
         o = split.val_origin
         prods = np.nonzero(panel.first_week < o)[0]
-        hist = history_matrix(panel, prods, o, 52)
-        head = hist.sum(1) >= cfg.head_min_reviews
-        nll, ae, ae_naive, n = 0.0, 0.0, 0.0, 0
+        nll, n, mus = 0.0, 0, []
         for i in range(0, len(prods), cfg.eval_batch_size):  # same batches on every rank
             pr = torch.from_numpy(prods[i:i + cfg.eval_batch_size])
             b = make_batch(pt, pr, torch.full_like(pr, o), L, H)
-            mu, alpha = engine(b["steps"], b["static"], b["scale"])
+            b = {k: v.to(dev) for k, v in b.items()}
+            mu, alpha = net(b["steps"], b["static"], b["scale"])
             nll += float(nb_nll(b["target"], mu, alpha).sum())
-            hd = torch.from_numpy(head[i:i + cfg.eval_batch_size]).to(device)
-            ae += float(((mu - b["target"]).abs().sum(1) * hd).sum())
-            naive = torch.from_numpy(hist[i:i + cfg.eval_batch_size, -1:]).to(device)
-            ae_naive += float(((naive - b["target"]).abs().sum(1) * hd).sum())
+            mus.append(mu.float().cpu().numpy())
             n += len(pr)
-        nh = max(int(head.sum()) * H, 1)
-        log.log(step, val_nll=nll / max(n * H, 1), val_mae_head=ae / nh,
-                val_mae_head_naive=ae_naive / nh, val_head_series=int(head.sum()))
+        rec: dict = {"nll": nll / max(n * H, 1)}
+        if mus:
+            body, _ = evaluate(panel, o, H, np.concatenate(mus).astype(np.float64), prods,
+                               cfg.head_min_reviews)
+            hs = body["subsets"]["head"]
+            rec["head_series"] = hs["series"]
+            for m in ("mae", "rmsse"):
+                bname, bval = best_baseline(hs, m)
+                rec[f"{m}_head"] = hs[m]["model"]
+                rec[f"{m}_head_best_baseline"] = bval
+                rec[f"{m}_head_gain"] = 1.0 - hs[m]["model"] / bval if bval > 0 else 0.0
+            rec["mae_head_naive"] = hs["mae"]["naive"]
+        rec = {f"{prefix}_{k}": v for k, v in rec.items()}
+        log.log(step, **rec)
         engine.train()
+        return rec
 
     # ---- training loop -------------------------------------------------------------------------
     from tqdm import tqdm
@@ -273,10 +286,21 @@ def main(argv: list[str] | None = None) -> int:
     # ---- consolidated fp32 weights (rank 0), then the evaluation on the test weeks -------------
     if rank == 0:
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-        state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir))
-        torch.save({"config": cfg.to_dict(), "state_dict": {k: v.float().clone()
-                                                            for k, v in state.items()},
-                    "step": cfg.max_steps, "end_week": int(panel.end_week),
+
+        from rcfast.nn.launch import average_state_dicts, checkpoint_tags
+        tags = checkpoint_tags(ckpt_dir, cfg.max_steps)[-cfg.average_last:]
+        if cfg.average_last > 1 and len(tags) < cfg.average_last:
+            print(f"average_last={cfg.average_last}: only {len(tags)} checkpoints to average",
+                  file=sys.stderr)
+        states = [get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir), tag=t) for t in tags]
+        state = average_state_dicts([{k: v.float() for k, v in st.items()} for st in states])
+        del states
+        if len(tags) > 1:  # the averaged weights on the validation weeks, beside the final ones
+            avg_model = ForecastModel(cfg)
+            avg_model.load_state_dict(state)
+            validate(cfg.max_steps, net=avg_model, prefix="val_avg")
+        torch.save({"config": cfg.to_dict(), "state_dict": state, "step": cfg.max_steps,
+                    "averaged_checkpoints": tags, "end_week": int(panel.end_week),
                     "panel": str(Path(args.panel).resolve())}, out / "model.pt")
         if not args.no_eval:
             from rcfast.forecast import evaluate_run

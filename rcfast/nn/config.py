@@ -101,6 +101,11 @@ class TrainConfig:
     """Quantiles written beside the mean forecast."""
     point_forecast: str = "mean"
     """Which forecast the evaluation scores as "model": "mean" or "median" of the NB."""
+    average_last: int = 1
+    """model.pt (what the forecasts and the evaluation use) holds the uniform average of the
+    fp32 weights of the last ``average_last`` checkpoints of the run (SWA-style averaging along
+    the tail of the cosine schedule; 1 = the final weights). Choose it on the validation weeks:
+    the run logs val metrics of both the final and the averaged weights."""
     debug_kill_at_step: int = 0
     """Test hook: rank 0 kills its process with SIGKILL right after this step (0 = never)."""
 
@@ -125,6 +130,7 @@ class TrainConfig:
         need(self.micro_batch_size >= 0 and self.grad_accum >= 0,
              "micro_batch_size and grad_accum must be >= 0")
         need(self.min_history >= 1, "min_history must be >= 1")
+        need(self.average_last >= 1, f"average_last must be >= 1, got {self.average_last}")
         need(self.point_forecast in ("mean", "median"),
              f"point_forecast must be 'mean' or 'median', got {self.point_forecast!r}")
         need(all(0 < q < 1 for q in self.quantiles), "quantiles must lie in (0, 1)")

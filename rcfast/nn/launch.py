@@ -118,3 +118,30 @@ class MetricsLog:
             self.f.close()
         if self.tb is not None:
             self.tb.close()
+
+
+def checkpoint_tags(ckpt_dir, max_step: int | None = None) -> list[str]:
+    """Tags ``stepNNNNNNNN`` of the checkpoints in ``ckpt_dir``, oldest first (up to max_step)."""
+    tags = []
+    for d in Path(ckpt_dir).glob("step*"):
+        if d.is_dir() and d.name[4:].isdigit() and (max_step is None
+                                                     or int(d.name[4:]) <= max_step):
+            tags.append(d.name)
+    return sorted(tags, key=lambda t: int(t[4:]))
+
+
+def average_state_dicts(states: list[dict]) -> dict:
+    """Uniform average of fp32 state dicts with the same keys (SWA-style weight averaging)."""
+    if not states:
+        raise ValueError("average_state_dicts: no state dicts")
+    keys = list(states[0])
+    for s in states[1:]:
+        if list(s) != keys:
+            raise ValueError("average_state_dicts: state dicts have different keys")
+    out = {}
+    for k in keys:
+        acc = states[0][k].detach().double().clone()
+        for s in states[1:]:
+            acc += s[k].detach().double()
+        out[k] = (acc / len(states)).float()
+    return out

@@ -279,6 +279,15 @@ class ScanSpec:
     kinds: np.ndarray
     key_blob: np.ndarray
     key_offsets: np.ndarray
+    key_len: np.ndarray
+    key_words: np.ndarray
+    key_masks: np.ndarray
+
+    @property
+    def args(self) -> tuple:
+        """The key arguments of :func:`rcfast.kernels.ingest_json.scan_jsonl`."""
+        return (self.key_blob, self.key_offsets, self.kinds, self.key_len, self.key_words,
+                self.key_masks)
 
 
 def _scan_spec(plan: Plan) -> ScanSpec | None:
@@ -309,12 +318,9 @@ def _scan_spec(plan: Plan) -> ScanSpec | None:
     if sum(k == kj.KIND_TEXT for k in kinds) > 1:
         return None
     encoded = [n.encode() for n in names]
-    return ScanSpec(
-        names,
-        np.array(kinds, dtype=np.uint8),
-        np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
-        np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64),
-    )
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    offs = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
+    return ScanSpec(names, np.array(kinds, dtype=np.uint8), blob, offs, *kj.key_words(blob, offs))
 
 
 # ----------------------------------------------------------------------------- converters
@@ -351,6 +357,16 @@ def hash_strings(arr: pa.Array, *, short: bool = False) -> np.ndarray:
     from rcfast.kernels.ingest_hash import fnv_hash_strings
 
     return fnv_hash_strings(offsets, data, valid)
+
+
+def text_hashes(arr: pa.Array) -> np.ndarray:
+    """Text hash per string (0 for null), the JSON scanner's: see :mod:`rcfast.kernels.ingest_hash`."""
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    offsets, data, valid = _string_buffers(arr)
+    from rcfast.kernels.ingest_hash import text_hash_strings
+
+    return text_hash_strings(offsets, data, valid)
 
 
 def _col(table: pa.Table, names: list[str]) -> pa.Array | _Multi | None:
@@ -587,7 +603,7 @@ def normalize(raw: pa.Table, plan: Plan) -> Normalized:
     elif text is not None:
         text = to_string(text)
         cols["text_len"] = pc.utf8_length(text).cast(pa.int32())
-        text_hash = hash_strings(text)
+        text_hash = text_hashes(text)
     else:
         tl = _col(raw, src.get("text_len", []))
         cols["text_len"] = (

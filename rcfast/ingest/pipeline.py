@@ -228,15 +228,16 @@ def get_scanner():
     global _scanner
     with _scanner_lock:
         if _scanner is None:
-            from rcfast.kernels.ingest_json import scan_jsonl
+            from rcfast.kernels.ingest_json import key_words, scan_jsonl
 
             hide = "scipy.linalg" not in sys.modules
             if hide:
                 sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
             try:
                 # the argument types of the real calls, so that the cached overload is loaded
-                scan_jsonl(np.frombuffer(b"{}\n", dtype=np.uint8), np.zeros(1, dtype=np.uint8),
-                           np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.uint8))
+                keys, offs = np.zeros(1, dtype=np.uint8), np.array([0, 1], dtype=np.int64)
+                scan_jsonl(np.frombuffer(b"{}\n", dtype=np.uint8), keys, offs,
+                           np.zeros(1, dtype=np.uint8), *key_words(keys, offs))
             finally:
                 if hide and sys.modules.get("scipy.linalg", 0) is None:
                     del sys.modules["scipy.linalg"]
@@ -430,7 +431,7 @@ class BlockProcessor:
         # writable array would be a new signature and a 20 s compile in the middle of a run)
         arr = np.frombuffer(data if isinstance(data, bytes) else bytes(data), dtype=np.uint8)
         (n_ok, blank, rs, re_, li, status, ok_idx, present, iv, fv, th, soffs, sbytes,
-         slot) = scan_jsonl(arr, spec.key_blob, spec.key_offsets, spec.kinds)
+         slot) = scan_jsonl(arr, *spec.args)
         res.blank += int(blank)
         recs = Records(data, rs, re_, li)
         parts: list = []

@@ -3,8 +3,8 @@
 Review dumps are flat JSON objects, one per line, of which the ingest step needs 6-8 fields; the
 review text (most of the bytes) is needed only for its length and a hash. A general JSON parser
 materializes everything; this scanner walks each line once, keeps only the wanted fields as byte
-spans or numbers, and computes the text's length in code points and its hash on the fly while
-decoding escapes, without building the string.
+spans or numbers, and computes the text's length in code points and its hash on the fly, without
+building the string.
 
 It is deliberately strict and conservative: anything it does not fully understand (an escape in
 an id, a float where an integer is expected, a lone surrogate, a malformed line, invalid UTF-8)
@@ -12,25 +12,79 @@ marks the line for the slow path (pyarrow's reader, then record-by-record diagno
 decides whether the line is good or goes to quarantine with its reason. So the scanner never
 decides that a line is bad, only that it is certainly good.
 
-Kinds of wanted fields: see the ``KIND_*`` constants. Unknown keys are skipped, with UTF-8 and
-string/bracket structure checked.
+Speed. Strings (most of the bytes) are scanned 8 bytes at a time (SWAR: one 64-bit load finds
+the first quote, backslash or control character of a word); the review text is hashed a word at a
+time in the same pass (the text hash of :mod:`rcfast.kernels.ingest_hash`) and its code points
+counted from the words' UTF-8 continuation bytes. A text with escapes is decoded into a scratch
+buffer first. UTF-8 is validated per line, only for lines with a byte >= 0x80. The hot helpers
+are inlined and use lookup tables instead of loops and comparison chains on their cold paths:
+under Numba, cold code inside a hot loop (a loop, a call) made the loop 2-3x slower.
+
+Kinds of wanted fields: see the ``KIND_*`` constants. Unknown keys are skipped, with string and
+bracket structure checked (and UTF-8, per line).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
+
+from rcfast.kernels.ingest_hash import _W_SEED, load8, word_final, word_hash, word_mix
 
 KIND_STR = 0  #: string without escapes → byte span
 KIND_INT = 1  #: integer → int64
 KIND_FLOAT = 2  #: number → float64
 KIND_BOOL = 3  #: true/false → 0/1
 KIND_LIST_FIRST = 4  #: [int, ...] → first element (Amazon 2014 ``helpful``)
-KIND_TEXT = 5  #: string → code-point length (ival) and hash (of its UTF-8 bytes)
+KIND_TEXT = 5  #: string → code-point length (ival) and text hash (of its UTF-8 bytes)
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
 _POW10 = np.array([10.0**i for i in range(23)])
+
+#: byte after a backslash: 0 invalid, 1 one-character escape, 2 \uXXXX
+_ESC = np.zeros(256, np.uint8)
+for _c in b'"\\/bfnrt':
+    _ESC[_c] = 1
+_ESC[ord("u")] = 2
+#: hex digit value, 255 for other bytes
+_HEXD = np.full(256, 255, np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEXD[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEXD[_c] = 10 + _i
+del _c, _i
+
+# SWAR constants: for a word w, _specials(w) has the high bit set in the first byte that is a
+# quote, a backslash or a control character (bytes after the first flagged one may be flagged
+# wrongly; only the first is used).
+_ONES = np.uint64(0x0101010101010101)
+_HIGHS = np.uint64(0x8080808080808080)
+_QUOTES = np.uint64(0x2222222222222222)
+_BSLASHES = np.uint64(0x5C5C5C5C5C5C5C5C)
+_CTLS = np.uint64(0x2020202020202020)
+
+
+@intrinsic
+def _borrow(typingctx, arr):
+    """A view of ``arr`` without a reference count (null meminfo), for use while ``arr`` lives.
+
+    Numba increments and decrements (atomically) the reference count of every array argument of
+    every call that LLVM does not inline; with ~40 calls per record that was half the scanner's
+    time. Calls with borrowed views skip the atomics (the null check stays).
+    """
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        src = context.make_array(signature.args[0])(context, builder, args[0])
+        dst = context.make_array(signature.return_type)(context, builder, value=src._getvalue())
+        dst.meminfo = cgutils.get_null_value(dst.meminfo.type)
+        dst.parent = cgutils.get_null_value(dst.parent.type)
+        return dst._getvalue()
+
+    return arr(arr), codegen
 
 
 @njit(inline="always", nogil=True)
@@ -100,37 +154,143 @@ def _hex4(data, p, end):
     return v
 
 
-@njit(nogil=True)
-def _skip_string(data, p, end):
-    """p at the opening quote; return the index after the closing quote, or -1."""
-    p += 1
+# SWAR ("SIMD within a register"): strings are scanned 8 bytes at a time. For a word w,
+# _specials(w) has the high bit set in the first byte that is a quote, a backslash or a control
+# character (bytes after the first flagged one may be flagged wrongly; only the first is used).
+@njit(inline="always", nogil=True)
+def _specials(w):
+    xq = w ^ _QUOTES
+    xb = w ^ _BSLASHES
+    return (((xq - _ONES) & ~xq) | ((xb - _ONES) & ~xb) | ((w - _CTLS) & ~w)) & _HIGHS
+
+
+@njit(inline="always", nogil=True)
+def _low_bytes(k):
+    """Mask of the k (0..7) low bytes of a word."""
+    return (np.uint64(1) << np.uint64(8 * k)) - np.uint64(1)
+
+
+@njit(inline="always", nogil=True)
+def _n_cont(w):
+    """Number of UTF-8 continuation bytes (0b10xxxxxx) in the word."""
+    m = (w & ~(w << np.uint64(1))) & _HIGHS
+    return ((m >> np.uint64(7)) * _ONES) >> np.uint64(56)
+
+
+@njit(inline="always", nogil=True)
+def _next_special(data, p, end):
+    """Index of the first quote, backslash or control character at or after p (or end)."""
+    while p + 8 <= end:
+        sp = _specials(load8(data, p))
+        if sp != 0:
+            return p + (int(trailing_zeros(sp)) >> 3)
+        p += 8
     while p < end:
+        c = data[p]
+        if c == 34 or c == 92 or c < 32:
+            return p
+        p += 1
+    return end
+
+
+@njit(inline="always", nogil=True)
+def _skip_str(data, p, end):
+    """p at the opening quote: the index after the closing quote, or -1 (a control character,
+    a bad escape, no closing quote). UTF-8 is not checked here (see ``_line_utf8_ok``)."""
+    p += 1
+    while True:
+        p = _next_special(data, p, end)
+        if p >= end:
+            return -1
         c = data[p]
         if c == 34:
             return p + 1
-        if c == 92:
-            if p + 1 >= end:
-                return -1
-            e = data[p + 1]
-            if e == 117:
-                if _hex4(data, p + 2, end) < 0:
-                    return -1
-                p += 6
-            elif e == 34 or e == 92 or e == 47 or e == 98 or e == 102 or e == 110 or e == 114 \
-                    or e == 116:
-                p += 2
-            else:
-                return -1
-        elif c < 32:
+        if c != 92 or p + 1 >= end:
             return -1
-        elif c >= 128:
-            n = _utf8_seq(data, p, end)
-            if n == 0:
+        e = _ESC[data[p + 1]]
+        if e == 0:
+            return -1
+        if e == 2:
+            if p + 6 > end or (_HEXD[data[p + 2]] | _HEXD[data[p + 3]] | _HEXD[data[p + 4]]
+                               | _HEXD[data[p + 5]]) > 15:
                 return -1
-            p += n
+            p += 6
         else:
-            p += 1
+            p += 2
+
+
+@njit(inline="always", nogil=True)
+def _plain_str_end(data, p, end):
+    """p at the opening quote: the index of the closing quote of a string without escapes or
+    control characters, else -1."""
+    q = _next_special(data, p + 1, end)
+    if q < end and data[q] == 34:
+        return q
     return -1
+
+
+@njit(inline="always", nogil=True)
+def _text_fast(data, p, end):
+    """p at the opening quote of a text without escapes: (index after the closing quote or -1,
+    text hash, code points). -1: an escape or a control character (``_decode_text`` decides)
+    or the end of the buffer. Code points = bytes - continuation bytes (UTF-8 validity is
+    checked per line)."""
+    s = p + 1
+    p = s
+    h = _W_SEED
+    cont = np.uint64(0)
+    while p + 8 <= end:
+        w = load8(data, p)
+        sp = _specials(w)
+        if sp != 0:
+            k = int(trailing_zeros(sp)) >> 3
+            if data[p + k] != 34:
+                return -1, h, 0
+            if k:
+                w &= _low_bytes(k)
+                h = word_mix(h, w)
+                cont += _n_cont(w)
+            q = p + k
+            nb = q - s
+            return q + 1, word_final(h, nb), nb - int(cont)
+        h = word_mix(h, w)
+        cont += _n_cont(w)
+        p += 8
+    return -1, h, 0
+
+
+@njit(nogil=True)
+def _utf8_ok(data, a, b):
+    """Whether data[a:b] is valid UTF-8."""
+    p = a
+    while p < b:
+        if p + 8 <= b and (load8(data, p) & _HIGHS) == 0:
+            p += 8
+            continue
+        c = data[p]
+        if c < 128:
+            p += 1
+            continue
+        n = _utf8_seq(data, p, b)
+        if n == 0:
+            return False
+        p += n
+    return True
+
+
+@njit(inline="always", nogil=True)
+def _has_high(data, a, b):
+    """Whether data[a:b] holds a byte >= 0x80."""
+    acc = np.uint64(0)
+    p = a
+    while p + 8 <= b:
+        acc |= load8(data, p)
+        p += 8
+    while p < b:
+        if data[p] >= 128:
+            return True
+        p += 1
+    return (acc & _HIGHS) != 0
 
 
 @njit(nogil=True)
@@ -140,14 +300,14 @@ def _skip_value(data, p, end):
         return -1
     c = data[p]
     if c == 34:
-        return _skip_string(data, p, end)
+        return _skip_str(data, p, end)
     if c == 123 or c == 91:
-        # nested object/array: track bracket depth, strings checked for escapes and UTF-8
+        # nested object/array: track bracket depth, strings checked for escapes
         depth = 0
         while p < end:
             c = data[p]
             if c == 34:
-                p = _skip_string(data, p, end)
+                p = _skip_str(data, p, end)
                 if p < 0:
                     return -1
                 continue
@@ -298,37 +458,46 @@ def _parse_float(data, p, end):
     return (-x if neg else x), p
 
 
-@njit(inline="always", nogil=True)
-def _fnv_byte(h, b):
-    h ^= np.uint64(b)
-    return h * _FNV_PRIME
+@njit(nogil=True)
+def _put_utf8(buf, o, cp):
+    if cp < 0x80:
+        buf[o] = cp
+        return o + 1
+    if cp < 0x800:
+        buf[o] = 0xC0 | (cp >> 6)
+        buf[o + 1] = 0x80 | (cp & 0x3F)
+        return o + 2
+    if cp < 0x10000:
+        buf[o] = 0xE0 | (cp >> 12)
+        buf[o + 1] = 0x80 | ((cp >> 6) & 0x3F)
+        buf[o + 2] = 0x80 | (cp & 0x3F)
+        return o + 3
+    buf[o] = 0xF0 | (cp >> 18)
+    buf[o + 1] = 0x80 | ((cp >> 12) & 0x3F)
+    buf[o + 2] = 0x80 | ((cp >> 6) & 0x3F)
+    buf[o + 3] = 0x80 | (cp & 0x3F)
+    return o + 4
 
 
 @njit(nogil=True)
-def _scan_text(data, p, end):
-    """p at the opening quote: (code points, hash of the decoded UTF-8, next index or -1)."""
-    p += 1
-    h = _FNV_OFFSET
-    nbytes = 0
+def _decode_text(data, s, end, scratch):
+    """s after the opening quote: decode the string's escapes into ``scratch`` (at least as long
+    as the block), then (code points, text hash, next index or -1)."""
+    p = s
+    o = 0
     ncp = 0
     while p < end:
         c = data[p]
         if c == 34:
-            h ^= np.uint64(nbytes)
-            h ^= h >> np.uint64(33)
-            h *= np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(33)
-            h *= np.uint64(0xC4CEB9FE1A85EC53)
-            h ^= h >> np.uint64(33)
-            return ncp, h, p + 1
+            return ncp, word_hash(scratch, 0, o), p + 1
         if c == 92:
             if p + 1 >= end:
-                return 0, h, -1
+                return 0, np.uint64(0), -1
             e = data[p + 1]
             if e == 117:
                 cp = _hex4(data, p + 2, end)
                 if cp < 0:
-                    return 0, h, -1
+                    return 0, np.uint64(0), -1
                 p += 6
                 if 0xD800 <= cp < 0xDC00:
                     if p + 1 < end and data[p] == 92 and data[p + 1] == 117:
@@ -337,29 +506,12 @@ def _scan_text(data, p, end):
                             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
                             p += 6
                         else:
-                            return 0, h, -1
+                            return 0, np.uint64(0), -1
                     else:
-                        return 0, h, -1
+                        return 0, np.uint64(0), -1
                 elif 0xDC00 <= cp < 0xE000:
-                    return 0, h, -1
-                if cp < 0x80:
-                    h = _fnv_byte(h, cp)
-                    nbytes += 1
-                elif cp < 0x800:
-                    h = _fnv_byte(h, 0xC0 | (cp >> 6))
-                    h = _fnv_byte(h, 0x80 | (cp & 0x3F))
-                    nbytes += 2
-                elif cp < 0x10000:
-                    h = _fnv_byte(h, 0xE0 | (cp >> 12))
-                    h = _fnv_byte(h, 0x80 | ((cp >> 6) & 0x3F))
-                    h = _fnv_byte(h, 0x80 | (cp & 0x3F))
-                    nbytes += 3
-                else:
-                    h = _fnv_byte(h, 0xF0 | (cp >> 18))
-                    h = _fnv_byte(h, 0x80 | ((cp >> 12) & 0x3F))
-                    h = _fnv_byte(h, 0x80 | ((cp >> 6) & 0x3F))
-                    h = _fnv_byte(h, 0x80 | (cp & 0x3F))
-                    nbytes += 4
+                    return 0, np.uint64(0), -1
+                o = _put_utf8(scratch, o, cp)
                 ncp += 1
                 continue
             if e == 34 or e == 92 or e == 47:
@@ -375,28 +527,28 @@ def _scan_text(data, p, end):
             elif e == 116:
                 b = 9
             else:
-                return 0, h, -1
-            h = _fnv_byte(h, b)
-            nbytes += 1
+                return 0, np.uint64(0), -1
+            scratch[o] = b
+            o += 1
             ncp += 1
             p += 2
         elif c < 32:
-            return 0, h, -1
+            return 0, np.uint64(0), -1
         elif c >= 128:
             n = _utf8_seq(data, p, end)
             if n == 0:
-                return 0, h, -1
-            for j in range(p, p + n):
-                h = _fnv_byte(h, data[j])
-            nbytes += n
+                return 0, np.uint64(0), -1
+            for j in range(n):
+                scratch[o + j] = data[p + j]
+            o += n
             ncp += 1
             p += n
         else:
-            h = _fnv_byte(h, c)
-            nbytes += 1
+            scratch[o] = c
+            o += 1
             ncp += 1
             p += 1
-    return 0, h, -1
+    return 0, np.uint64(0), -1
 
 
 @njit(nogil=True)
@@ -418,27 +570,38 @@ def _match_key(data, ks, ke, keys, key_offs):
 
 
 @njit(nogil=True)
-def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, ival, fval,
-                 thash):
+def _scan_object(data, p, end, keys, key_offs, klen, kw, km, kinds, r, present, sstart, send,
+                 ival, fval, thash, scratch):
     """Read one object starting at p; return the index after its closing brace, or -1."""
     if p >= end or data[p] != 123:
         return -1
     p = _skip_ws(data, p + 1, end)
     if p < end and data[p] == 125:
         return p + 1
+    nk = klen.shape[0]
     while True:
         if p >= end or data[p] != 34:
             return -1
         ks = p + 1
-        q = _skip_string(data, p, end)
-        if q < 0:
-            return -1
-        ke = q - 1
-        for j in range(ks, ke):
-            if data[j] == 92:
-                return -1  # an escaped key might spell a wanted one: pyarrow decides
-        k = _match_key(data, ks, ke, keys, key_offs)
-        p = _skip_ws(data, q, end)
+        ke = _plain_str_end(data, p, end)
+        if ke < 0:
+            return -1  # an escaped key might spell a wanted one: pyarrow decides
+        kl = ke - ks
+        k = -1
+        if ks + 24 <= end:
+            w0 = load8(data, ks)
+            w1 = load8(data, ks + 8)
+            w2 = load8(data, ks + 16)
+            for j in range(nk):
+                if klen[j] == kl and (w0 & km[j, 0]) == kw[j, 0] and (w1 & km[j, 1]) == kw[j, 1] \
+                        and (w2 & km[j, 2]) == kw[j, 2]:
+                    k = j
+                    break
+            if k >= 0 and kl > 24 and _match_key(data, ks, ke, keys, key_offs) != k:
+                k = -1
+        else:
+            k = _match_key(data, ks, ke, keys, key_offs)
+        p = _skip_ws(data, ke + 1, end)
         if p >= end or data[p] != 58:
             return -1
         p = _skip_ws(data, p + 1, end)
@@ -453,19 +616,28 @@ def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, 
             p += 4
         else:
             kind = kinds[k]
-            if kind == KIND_STR:
+            if kind == KIND_TEXT:
                 if data[p] != 34:
                     return -1
-                q = _skip_string(data, p, end)
+                q, h, ncp = _text_fast(data, p, end)
                 if q < 0:
-                    return -1
-                for j in range(p + 1, q - 1):
-                    if data[j] == 92:
-                        return -1  # ids with escapes: let pyarrow decode them
-                sstart[k, r] = p + 1
-                send[k, r] = q - 1
+                    ncp, h, q = _decode_text(data, p + 1, end, scratch)
+                    if q < 0:
+                        return -1
+                ival[k, r] = ncp
+                thash[r] = h
                 present[k, r] = True
                 p = q
+            elif kind == KIND_STR:
+                if data[p] != 34:
+                    return -1
+                q = _plain_str_end(data, p, end)
+                if q < 0:
+                    return -1  # ids with escapes: let pyarrow decode them
+                sstart[k, r] = p + 1
+                send[k, r] = q
+                present[k, r] = True
+                p = q + 1
             elif kind == KIND_INT:
                 v, q = _parse_int(data, p, end)
                 if q < 0:
@@ -493,39 +665,10 @@ def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, 
                 else:
                     return -1
                 present[k, r] = True
-            elif kind == KIND_LIST_FIRST:
-                if data[p] != 91:
+            else:  # KIND_LIST_FIRST
+                p = _list_first(data, p, end, k, r, present, ival)
+                if p < 0:
                     return -1
-                p = _skip_ws(data, p + 1, end)
-                if p < end and data[p] == 93:
-                    present[k, r] = False
-                    p += 1
-                else:
-                    v, q = _parse_int(data, p, end)
-                    if q < 0:
-                        return -1
-                    ival[k, r] = v
-                    present[k, r] = True
-                    p = _skip_ws(data, q, end)
-                    while p < end and data[p] == 44:
-                        p = _skip_ws(data, p + 1, end)
-                        _v, q = _parse_int(data, p, end)
-                        if q < 0:
-                            return -1
-                        p = _skip_ws(data, q, end)
-                    if p >= end or data[p] != 93:
-                        return -1
-                    p += 1
-            else:  # KIND_TEXT
-                if data[p] != 34:
-                    return -1
-                ncp, h, q = _scan_text(data, p, end)
-                if q < 0:
-                    return -1
-                ival[k, r] = ncp
-                thash[r] = h
-                present[k, r] = True
-                p = q
         p = _skip_ws(data, p, end)
         if p >= end:
             return -1
@@ -537,8 +680,49 @@ def _scan_object(data, p, end, keys, key_offs, kinds, r, present, sstart, send, 
         return -1
 
 
+@njit(nogil=True)
+def _list_first(data, p, end, k, r, present, ival):
+    """[int, ...] at p: its first element (absent when empty); the index after it, or -1."""
+    if data[p] != 91:
+        return -1
+    p = _skip_ws(data, p + 1, end)
+    if p < end and data[p] == 93:
+        present[k, r] = False
+        return p + 1
+    v, q = _parse_int(data, p, end)
+    if q < 0:
+        return -1
+    ival[k, r] = v
+    present[k, r] = True
+    p = _skip_ws(data, q, end)
+    while p < end and data[p] == 44:
+        p = _skip_ws(data, p + 1, end)
+        _v, q = _parse_int(data, p, end)
+        if q < 0:
+            return -1
+        p = _skip_ws(data, q, end)
+    if p >= end or data[p] != 93:
+        return -1
+    return p + 1
+
+
+def key_words(keys: np.ndarray, key_offs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lengths, first 24 bytes as 3 little-endian words, masks) of the wanted keys."""
+    nk = key_offs.shape[0] - 1
+    klen = np.diff(key_offs).astype(np.int64)
+    kw = np.zeros((nk, 3), np.uint64)
+    km = np.zeros((nk, 3), np.uint64)
+    for k in range(nk):
+        b = bytes(keys[key_offs[k] : key_offs[k + 1]])[:24]
+        for j in range(3):
+            part = b[8 * j : 8 * j + 8]
+            kw[k, j] = int.from_bytes(part.ljust(8, b"\0"), "little")
+            km[k, j] = (1 << (8 * len(part))) - 1
+    return klen, kw, km
+
+
 @njit(nogil=True, cache=True)
-def scan_jsonl(data, keys, key_offs, kinds):
+def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km):
     """Scan a block of JSON lines.
 
     Returns ``(n_ok, n_blank, rec_start, rec_end, line_idx, status, ok_idx, present, ival, fval,
@@ -577,6 +761,22 @@ def scan_jsonl(data, keys, key_offs, kinds):
     str_offsets = np.zeros((max(nstr, 1), cap + 1), np.int32)
     str_bytes = np.empty((max(nstr, 1), n), np.uint8)  # pages are touched only when written
     spos = np.zeros(max(nstr, 1), np.int64)
+    scratch = np.empty(n + 8, np.uint8)  # decoded text with escapes (pages touched on use)
+    # the calls below get views without reference counting (see _borrow)
+    b_data = _borrow(data)
+    b_keys = _borrow(keys)
+    b_key_offs = _borrow(key_offs)
+    b_klen = _borrow(klen)
+    b_kw = _borrow(kw)
+    b_km = _borrow(km)
+    b_kinds = _borrow(kinds)
+    b_present = _borrow(present)
+    b_sstart = _borrow(sstart)
+    b_send = _borrow(send)
+    b_ival = _borrow(ival)
+    b_fval = _borrow(fval)
+    b_thash = _borrow(thash)
+    b_scratch = _borrow(scratch)
     nrec = 0
     nok = 0
     blank = 0
@@ -600,16 +800,17 @@ def scan_jsonl(data, keys, key_offs, kinds):
         thash[w] = 0
         # the object is parsed without first looking for the line end (one pass over the
         # bytes instead of two); only a failed line is searched for its newline
-        q = _scan_object(data, p, n, keys, key_offs, kinds, w, present, sstart, send, ival,
-                         fval, thash)
+        q = _scan_object(b_data, p, n, b_keys, b_key_offs, b_klen, b_kw, b_km, b_kinds, w,
+                         b_present, b_sstart, b_send, b_ival, b_fval, b_thash, b_scratch)
         good = False
         e = n
         if q >= 0:
             q = _skip_ws(data, q, n)
             if q >= n or data[q] == 10:
-                good = True
+                # UTF-8 is checked per line, and only when the line has a byte >= 0x80
+                good = not _has_high(data, p, q) or _utf8_ok(b_data, p, q)
                 e = q
-        if not good:
+        if not good and e == n:
             e = p
             while e < n and data[e] != 10:
                 e += 1

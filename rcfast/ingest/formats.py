@@ -360,7 +360,7 @@ def hash_strings(arr: pa.Array, *, short: bool = False) -> np.ndarray:
 
 
 def text_hashes(arr: pa.Array) -> np.ndarray:
-    """Text hash per string (0 for null), the JSON scanner's: see :mod:`rcfast.kernels.ingest_hash`."""
+    """Text hash per string (0 for null), as the JSON scanner computes it (ingest_hash)."""
     if len(arr) == 0:
         return np.zeros(0, dtype=np.uint64)
     offsets, data, valid = _string_buffers(arr)

@@ -392,27 +392,53 @@ def iter_blocks(
     When the stream is truncated, the unterminated tail is yielded as a last block with
     ``seq = -1`` so that the caller can quarantine it as a partial line.
     """
-    buf = bytearray()
+    # pieces are joined once per block (one copy), not appended to a growing buffer
+    pieces: list[bytes] = []
+    size = 0
     line = 1
     seq = 0
     bom_checked = False
     for piece in iter_decompressed(path, comp, state, on_bytes):
-        buf += piece
-        if not bom_checked and len(buf) >= 3:
+        if not bom_checked:
+            if size + len(piece) < 3 and not pieces:
+                pieces.append(piece)
+                size += len(piece)
+                continue
+            joined = b"".join(pieces) + piece
+            pieces, size = [], 0
             # a UTF-8 byte-order mark (Windows exports) is not part of the first record
-            if buf.startswith(b"\xef\xbb\xbf"):
-                del buf[:3]
+            piece = joined[3:] if joined.startswith(b"\xef\xbb\xbf") else joined
             bom_checked = True
-        if len(buf) < block_size:
+        pieces.append(piece)
+        size += len(piece)
+        if size < block_size:
             continue
-        cut = _last_boundary(buf, quoted)
-        if cut < 0:
-            continue  # one very long record: keep reading
-        data = bytes(buf[: cut + 1])
-        del buf[: cut + 1]
+        if quoted:
+            buf = b"".join(pieces)
+            cut = _last_boundary(buf, True)
+            if cut < 0:
+                pieces = [buf]
+                continue  # one very long record: keep reading
+            data, rest = buf[: cut + 1], buf[cut + 1 :]
+        else:
+            k = len(pieces) - 1
+            cut = -1
+            while k >= 0:
+                cut = pieces[k].rfind(b"\n")
+                if cut >= 0:
+                    break
+                k -= 1
+            if cut < 0:
+                continue  # one very long record: keep reading
+            last = pieces[k]
+            data = b"".join(pieces[:k] + [last[: cut + 1]])
+            rest = b"".join([last[cut + 1 :]] + pieces[k + 1 :])
+        pieces = [rest] if rest else []
+        size = len(rest)
         yield RawBlock(file_idx, data, line, seq)
         line += data.count(b"\n")
         seq += 1
+    buf = bytearray(b"".join(pieces))
     if buf:
         if state.truncated:
             cut = _last_boundary(buf, quoted)

@@ -650,7 +650,15 @@ def _order_and_duplicates(table: pa.Table, keep_duplicates: bool
     ts = _np(table.column("timestamp").cast(pa.int64()))
     files = _np(table.column("_file"))
     seq = _np(table.column("_seq"))
-    order = np.lexsort((seq, files, ts, prank))
+    # fewer sort keys, same order: product rank and time packed into one key when they fit,
+    # and the file index only when there are several files
+    tie = (seq,) if files.size == 0 or files.min() == files.max() else (seq, files)
+    t0 = int(ts.min()) if ts.size else 0
+    if ts.size and len(rank) < (1 << 21) and int(ts.max()) - t0 < (1 << 42):
+        packed = (prank << np.int64(42)) | (ts - np.int64(t0))
+        order = np.lexsort((*tie, packed))
+    else:
+        order = np.lexsort((*tie, ts, prank))
     if keep_duplicates or table.num_rows < 2:
         return order, None
     user = table.column("user_id").combine_chunks()

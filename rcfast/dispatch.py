@@ -77,14 +77,15 @@ def split_task(path: Path, row_groups: list[int] | None, ropts: ReadOptions,
 
 
 def _piece(c: Columns, idx: np.ndarray) -> pa.Table:
+    rating, helpful, verified, text_len, text_len_valid = c.values(idx)
     return pa.table({
         "product_id": c.products.take(pa.array(c.product_code[idx])),
         "week": pa.array(c.week[idx], type=pa.int32()),
-        "rating": pa.array(c.rating[idx], type=pa.float64()),
-        "helpful": pa.array(c.helpful[idx], type=pa.int64()),
-        "verified": pa.array(c.verified[idx], type=pa.int8()),
-        "text_len": pa.array(c.text_len[idx], type=pa.int64()),
-        "text_len_valid": pa.array(c.text_len_valid[idx], type=pa.bool_()),
+        "rating": pa.array(rating, type=pa.float64()),
+        "helpful": pa.array(helpful, type=pa.int64()),
+        "verified": pa.array(verified, type=pa.int8()),
+        "text_len": pa.array(text_len, type=pa.int64()),
+        "text_len_valid": pa.array(text_len_valid, type=pa.bool_()),
     })
 
 
@@ -103,9 +104,9 @@ def panel_task(pieces: list[pa.Table], popts: PanelOptions, threads: int):
     def arr(name, dtype):
         return np.ascontiguousarray(table.column(name).to_numpy(), dtype=dtype)
 
-    columns = Columns(products, code, arr("week", np.int32), arr("rating", np.float64),
-                      arr("helpful", np.int64), arr("verified", np.int8),
-                      arr("text_len", np.int64), arr("text_len_valid", np.bool_))
+    columns = Columns.from_arrays(products, code, arr("week", np.int32), arr("rating", np.float64),
+                                  arr("helpful", np.int64), arr("verified", np.int8),
+                                  arr("text_len", np.int64), arr("text_len_valid", np.bool_))
     return compute_panel(columns, popts)
 
 

@@ -23,9 +23,9 @@ from rcfast.arrow_io import (
     ReadOptions,
     convert_batch,
 )
-from rcfast.kernels import strings
+from rcfast.kernels import aggregate, strings
 from rcfast.kernels.time import week_and_reason
-from rcfast.panel import Columns
+from rcfast.panel import Columns, check_text_len
 
 MAX_EXAMPLES = 20
 
@@ -88,11 +88,7 @@ def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
 
     code = np.empty(total_rows, dtype=np.int32)
     week = np.empty(total_rows, dtype=np.int32)
-    rating = np.empty(total_rows, dtype=np.float64)
-    helpful = np.empty(total_rows, dtype=np.int64)
-    verified = np.empty(total_rows, dtype=np.int8)
-    text_len = np.empty(total_rows, dtype=np.int64)
-    tl_valid = np.empty(total_rows, dtype=bool)
+    rows = np.empty((total_rows, aggregate.ROW_WIDTH), dtype=np.int64)
     enc = ProductEncoder()
     rej = Rejects()
     pos = 0
@@ -112,19 +108,23 @@ def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
             count_rejects(batch, reason, rej, strict)
             c[reason >= 0] = -1
         sl = slice(pos, pos + n)
-        code[sl], week[sl], rating[sl], helpful[sl] = c, w, b.rating, b.helpful
-        verified[sl], text_len[sl], tl_valid[sl] = b.verified, b.text_len, b.text_len_valid
+        code[sl], week[sl] = c, w
+        try:
+            check_text_len(b.text_len)
+        except ValueError as exc:
+            raise InputError(f"{batch.path}: column {batch.colmap.get('text_len')!r} "
+                             f"(text_len): {exc}; is it the right column?") from None
+        aggregate.pack_rows(rows, pos, b.rating, b.helpful, b.verified, b.text_len,
+                            b.text_len_valid)
         pos += n
         bar.update(n)
         del b, batch
     bar.close()
     if pos != total_rows:
-        code, week, rating, helpful = code[:pos], week[:pos], rating[:pos], helpful[:pos]
-        verified, text_len, tl_valid = verified[:pos], text_len[:pos], tl_valid[:pos]
+        code, week, rows = code[:pos], week[:pos], rows[:pos]
     mapping, products = enc.finish()
     strings.remap(code, mapping)
-    return (Columns(products, code, week, rating, helpful, verified, text_len, tl_valid), rej,
-            pos)
+    return Columns(products, code, week, rows), rej, pos
 
 
 __all__ = ["MAX_EXAMPLES", "Rejects", "count_rejects", "load_batches"]

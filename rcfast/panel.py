@@ -29,17 +29,45 @@ class Columns:
     """Validated, normalized input columns as plain arrays (one row per review).
 
     ``product_code`` is the rank of the row's product in ``products`` (sorted in byte order),
-    or -1 where the row is set aside.
+    or -1 where the row is set aside. The other values of a review travel packed in one record
+    of ``rows`` (:func:`rcfast.kernels.aggregate.pack_rows`): grouping reads rows in a random
+    order, and one record is one cache miss where five columns were five.
     """
 
     products: pa.Array  #: unique product ids, byte order
     product_code: np.ndarray  #: int32
     week: np.ndarray  #: int32 week index (SPEC-weekly.md, "Weeks")
-    rating: np.ndarray  #: float64
-    helpful: np.ndarray  #: int64, null -> 0
-    verified: np.ndarray  #: int8, -1 = null
-    text_len: np.ndarray  #: int64
-    text_len_valid: np.ndarray  #: bool
+    rows: np.ndarray  #: int64 [n, ROW_WIDTH]: rating bits, helpful votes, text_len and flags
+
+    @classmethod
+    def from_arrays(cls, products: pa.Array, product_code: np.ndarray, week: np.ndarray,
+                    rating: np.ndarray, helpful: np.ndarray, verified: np.ndarray,
+                    text_len: np.ndarray, text_len_valid: np.ndarray) -> Columns:
+        """Pack per-column arrays: rating float64, helpful int64 (null -> 0), verified int8
+        (-1 null), text_len int64 with its validity mask."""
+        n = len(product_code)
+        rows = np.empty((n, aggregate.ROW_WIDTH), dtype=np.int64)
+        text_len = np.ascontiguousarray(text_len, dtype=np.int64)
+        check_text_len(text_len)
+        aggregate.pack_rows(rows, 0, np.ascontiguousarray(rating, dtype=np.float64),
+                            np.ascontiguousarray(helpful, dtype=np.int64),
+                            np.ascontiguousarray(verified, dtype=np.int8), text_len,
+                            np.ascontiguousarray(text_len_valid, dtype=np.bool_))
+        return cls(products, np.ascontiguousarray(product_code, dtype=np.int32),
+                   np.ascontiguousarray(week, dtype=np.int32), rows)
+
+    def values(self, idx: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """``(rating, helpful, verified, text_len, text_len_valid)`` of all rows or rows
+        ``idx``."""
+        return aggregate.unpack_rows(self.rows if idx is None else self.rows[idx])
+
+
+def check_text_len(text_len: np.ndarray) -> None:
+    """Raise ValueError if a text length does not fit the packed row (|x| >= 2**59)."""
+    if text_len.size and (int(text_len.max()) >= aggregate.TEXT_LEN_LIMIT
+                          or int(text_len.min()) <= -aggregate.TEXT_LEN_LIMIT):
+        raise ValueError(f"text_len values must lie within +-2**59, got "
+                         f"{int(text_len.min())} .. {int(text_len.max())}")
 
 
 @dataclass
@@ -193,8 +221,7 @@ def panel_batches(cols: Columns, opts: PanelOptions, stats: PanelStats,
         if g1 == g0:
             continue
         rs = run_start[g0:g1 + 1]
-        cols_s = aggregate.gather_rows(perm[rs[0]:rs[-1]], cols.rating, cols.helpful,
-                                       cols.verified, cols.text_len, cols.text_len_valid)
+        cols_s = aggregate.gather_rows(perm[rs[0]:rs[-1]], cols.rows)
         (n, rsum, rmean, rstd, stars, hsum, vtrue, vknown, tsum,
          tknown) = aggregate.weekly_aggregates(rs, *cols_s)
         del cols_s

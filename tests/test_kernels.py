@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rcfast.kernels import group, strings
+from rcfast.kernels import aggregate, group, strings
 from rcfast.kernels.time import to_ms, week_index
 
 
@@ -156,3 +156,29 @@ def test_week_runs(segments):
     expect = [offsets[p] + sorted(s).index(w) for p, s in enumerate(segments)
               for w in sorted(set(s))]
     assert starts == expect
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-2**63, 2**63 - 1),
+    st.integers(-128, 127),
+    st.integers(-2**59 + 1, 2**59 - 1),
+    st.booleans()), max_size=40), st.integers(0, 3))
+def test_packed_rows_round_trip(rows, start):
+    # every value a review carries must come back bit for bit through pack + gather
+    n = len(rows)
+    r = np.array([x[0] for x in rows], dtype=np.float64)
+    h = np.array([x[1] for x in rows], dtype=np.int64)
+    v = np.array([x[2] for x in rows], dtype=np.int8)
+    t = np.array([x[3] for x in rows], dtype=np.int64)
+    tv = np.array([x[4] for x in rows], dtype=np.bool_)
+    out = np.zeros((n + start, aggregate.ROW_WIDTH), dtype=np.int64)
+    aggregate.pack_rows(out, start, r, h, v, t, tv)
+    idx = np.arange(start, n + start)[::-1].copy()
+    gr, gh, gv, gt, gtv = aggregate.gather_rows(idx, out)
+    assert gr.view(np.int64).tolist() == r[::-1].view(np.int64).tolist()
+    assert gh.tolist() == h[::-1].tolist()
+    assert gv.tolist() == np.sign(v[::-1]).tolist()  # null (negative), false, true
+    assert gtv.tolist() == tv[::-1].tolist()
+    assert gt.tolist() == np.where(tv, t, 0)[::-1].tolist()

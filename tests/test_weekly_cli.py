@@ -109,7 +109,8 @@ def pc_seconds(ts):
 
 
 @pytest.mark.parametrize("case", ["missing", "wrong_type", "empty", "corrupt", "not_found",
-                                  "ms_as_s", "s_as_ms", "bad_map", "bad_windows"])
+                                  "ms_as_s", "s_as_ms", "bad_map", "bad_windows",
+                                  "huge_text_len"])
 def test_bad_input_names_file_and_column(tmp_path, capsys, case):
     t = sample_table(50)
     path = tmp_path / "bad.parquet"
@@ -138,6 +139,10 @@ def test_bad_input_names_file_and_column(tmp_path, capsys, case):
     elif case == "s_as_ms":
         write(t.set_column(1, "timestamp", pc_seconds(t.column("timestamp"))), path)
         needle = "seconds read as milliseconds"
+    elif case == "huge_text_len":
+        big = pa.array([2**60] * t.num_rows, type=pa.int64())
+        write(t.set_column(t.schema.get_field_index("text_len"), "text_len", big), path)
+        needle = "'text_len'"
     elif case == "bad_map":
         write(t, path)
         extra = ["--map", "rating=nothere"]

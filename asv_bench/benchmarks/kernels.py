@@ -89,6 +89,9 @@ class GroupAggregate:
         self.verified = t.column("verified").cast(pa.int8()).fill_null(-1).to_numpy()
         self.text_len = t.column("text_len").cast(pa.int64()).fill_null(0).to_numpy()
         self.tl_valid = t.column("text_len").is_valid().to_numpy(zero_copy_only=False)
+        self.rows = np.empty((rows, aggregate.ROW_WIDTH), dtype=np.int64)
+        aggregate.pack_rows(self.rows, 0, self.rating, self.helpful, self.verified,
+                            self.text_len, self.tl_valid)
         self.df = pd.DataFrame({"p": self.codes, "w": self.week, "r": self.rating,
                                 "h": self.helpful})
         self.df["star"] = np.floor(self.rating + 0.5).astype(np.int8)
@@ -98,9 +101,7 @@ class GroupAggregate:
         perm, off, sw = group.sort_by_product_week(self.codes, self.week, len(self.products),
                                                    numba.get_num_threads())
         g_off, run_start = group.week_runs(sw, off)
-        rows = aggregate.gather_rows(perm, self.rating, self.helpful, self.verified,
-                                     self.text_len, self.tl_valid)
-        return aggregate.weekly_aggregates(run_start, *rows)
+        return aggregate.weekly_aggregates(run_start, *aggregate.gather_rows(perm, self.rows))
 
     def time_group_aggregate(self, tool, rows):
         if tool == "pandas":

@@ -13,24 +13,60 @@ import numpy as np
 from numba import njit, prange
 
 
+#: A review's values packed in one record of three int64 (:func:`pack_rows`): reading a row
+#: through ``perm`` then costs one cache miss, not one per column.
+ROW_WIDTH = 3
+#: ``text_len`` must stay inside +-TEXT_LEN_LIMIT to leave 3 bits for the flags beside it.
+TEXT_LEN_LIMIT = 1 << 59
+
+
 @njit(parallel=True, nogil=True, cache=True)
-def gather_rows(idx, rating, helpful, verified, text_len, text_len_valid):
-    """The columns of rows ``idx``, contiguous. One tight loop of independent loads keeps many
-    cache misses in flight; the aggregation then reads its rows in order."""
-    m = idx.shape[0]
-    r = np.empty(m, dtype=rating.dtype)
-    h = np.empty(m, dtype=helpful.dtype)
-    v = np.empty(m, dtype=verified.dtype)
-    t = np.empty(m, dtype=text_len.dtype)
-    tv = np.empty(m, dtype=text_len_valid.dtype)
+def pack_rows(out, start, rating, helpful, verified, text_len, text_len_valid):
+    """Write rows into ``out[start:start + n]``: ``[rating's float64 bits, helpful,
+    text_len << 3 | text_len_valid << 2 | state]``, state 0 for a null verified (negative),
+    1 for false, 2 for true (positive)."""
+    bits = rating.view(np.int64)
+    for i in prange(rating.shape[0]):
+        k = start + i
+        out[k, 0] = bits[i]
+        out[k, 1] = helpful[i]
+        tl = text_len[i] if text_len_valid[i] else 0
+        v = verified[i]
+        state = 0 if v < 0 else (2 if v > 0 else 1)
+        out[k, 2] = (tl << 3) | (np.int64(text_len_valid[i]) << 2) | np.int64(state)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _unpack(rows, idx, use_idx):
+    m = idx.shape[0] if use_idx else rows.shape[0]
+    rb = np.empty(m, dtype=np.int64)  # rating bits: viewed as float64 by the caller
+    h = np.empty(m, dtype=np.int64)
+    v = np.empty(m, dtype=np.int8)
+    t = np.empty(m, dtype=np.int64)
+    tv = np.empty(m, dtype=np.bool_)
     for k in prange(m):
-        i = idx[k]
-        r[k] = rating[i]
-        h[k] = helpful[i]
-        v[k] = verified[i]
-        t[k] = text_len[i]
-        tv[k] = text_len_valid[i]
-    return r, h, v, t, tv
+        i = np.int64(idx[k]) if use_idx else np.int64(k)
+        rb[k] = rows[i, 0]
+        h[k] = rows[i, 1]
+        f = rows[i, 2]
+        v[k] = np.int8((f & 3) - 1)
+        tv[k] = (f & 4) != 0
+        t[k] = f >> 3
+    return rb, h, v, t, tv
+
+
+def unpack_rows(rows):
+    """The columns of packed rows: ``(rating, helpful, verified, text_len, text_len_valid)``."""
+    rb, h, v, t, tv = _unpack(rows, np.empty(0, dtype=np.int64), False)
+    return rb.view(np.float64), h, v, t, tv
+
+
+def gather_rows(idx, rows):
+    """The columns of packed rows ``idx``, contiguous: ``(rating, helpful, verified,
+    text_len, text_len_valid)``. One record per row keeps each random read to one cache line;
+    the aggregation then reads its rows in order."""
+    rb, h, v, t, tv = _unpack(rows, idx, True)
+    return rb.view(np.float64), h, v, t, tv
 
 
 @njit(parallel=True, nogil=True, cache=True)

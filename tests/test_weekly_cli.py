@@ -264,3 +264,21 @@ def test_many_read_batches_equal_reference(tmp_path, monkeypatch):
     assert main([src, "-o", str(out), "--quiet", "--dense"]) == 0
     exp, _ = naive_panel(table_to_naive_input(t), dense=True)
     assert_panel_equal(pq.read_table(out).replace_schema_metadata(None), exp)
+
+
+def test_tune_malloc_respects_user_setting(monkeypatch):
+    import sys as _sys
+
+    from rcfast.weekly import tune_malloc
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert tune_malloc() is False
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    if _sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6").mallopt  # noqa: B018 - glibc only
+        except (OSError, AttributeError):
+            pytest.skip("not glibc")
+        assert tune_malloc() is True

@@ -141,6 +141,24 @@ def _unbucket(codes_b, hashes, bucket_bits, starts):
     return codes
 
 
+@njit(inline="always")
+def _table_capacity(m):
+    # a power of two at least twice the rows: short probe runs, a mask instead of a modulo
+    cap = 16
+    while cap < 2 * m:
+        cap *= 2
+    return cap
+
+
+@njit(nogil=True, cache=True)
+def _bucket_bases(n_local):
+    """First global code of each bucket's distinct values (bucket order = code order)."""
+    base = np.zeros(n_local.shape[0] + 1, dtype=np.int64)
+    for b in range(n_local.shape[0]):
+        base[b + 1] = base[b] + n_local[b]
+    return base
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def _codes_from_buckets(counts, byte_starts, b_len, b_data, hash_mask):
     """Per bucket, in parallel: a small open-addressing table from string to code.
@@ -162,9 +180,7 @@ def _codes_from_buckets(counts, byte_starts, b_len, b_data, hash_mask):
         m = hi - lo
         if m == 0:
             continue
-        cap = 16
-        while cap < 2 * m:
-            cap *= 2
+        cap = _table_capacity(m)
         mask = np.uint64(cap - 1)
         t_code = np.full(cap, -1, dtype=np.int64)
         t_hash = np.empty(cap, dtype=np.uint64)
@@ -192,9 +208,7 @@ def _codes_from_buckets(counts, byte_starts, b_len, b_data, hash_mask):
                 s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
             pos += ln
         n_local[b] = nu
-    base = np.zeros(nb + 1, dtype=np.int64)
-    for b in range(nb):
-        base[b + 1] = base[b] + n_local[b]
+    base = _bucket_bases(n_local)
     U = base[nb]
     first_pos = np.empty(U, dtype=np.int64)
     first_len = np.empty(U, dtype=np.int64)
@@ -497,9 +511,7 @@ def _codes_from_key_buckets(counts, b0, b1):
         m = hi - lo
         if m == 0:
             continue
-        cap = 16
-        while cap < 2 * m:
-            cap *= 2
+        cap = _table_capacity(m)
         mask = np.uint64(cap - 1)
         t_code = np.full(cap, -1, dtype=np.int64)
         nu = 0
@@ -521,9 +533,7 @@ def _codes_from_key_buckets(counts, b0, b1):
                     break
                 s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
         n_local[b] = nu
-    base = np.zeros(nb + 1, dtype=np.int64)
-    for b in range(nb):
-        base[b + 1] = base[b] + n_local[b]
+    base = _bucket_bases(n_local)
     U = base[nb]
     o0 = np.empty(U, dtype=np.uint64)
     o1 = np.empty(U, dtype=np.uint64)

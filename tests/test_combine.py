@@ -296,12 +296,15 @@ def _malformed_file(tmp_path: pathlib.Path, n: int = 30_000) -> tuple[pathlib.Pa
     return src, sorted(bad)
 
 
-@pytest.mark.parametrize("inflate", ["default", "zlib"])
+@pytest.mark.parametrize("inflate", ["process", "thread", "zlib"])
 def test_malformed_lines_quarantined(tmp_path, monkeypatch, inflate):
-    if inflate == "zlib":  # without the optional ISA-L package
-        import rcfast.ingest.sources as sources
+    import rcfast.ingest._inflate as inflate_mod
+    import rcfast.ingest.sources as sources
 
-        monkeypatch.setattr(sources, "_isal_zlib", None)
+    if inflate != "process":  # decompression in the reader thread
+        monkeypatch.setattr(sources, "INFLATE_IN_PROCESS", False)
+    if inflate == "zlib":  # without the optional ISA-L package
+        monkeypatch.setattr(inflate_mod, "_isal_zlib", None)
     src, bad = _malformed_file(tmp_path)
     out = tmp_path / "out"
     assert run([str(src), "-o", str(out), "--block-size", "0.5"]) == 0

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-import bz2
 import csv
 import glob
 import io
 import os
 import re
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
 
 from rcfast.schema import ALIASES, FIELDS
+
+from ._inflate import (
+    K_BLOCK,
+    StreamState,
+    iter_decompressed,
+    iter_line_blocks,
+    iter_line_blocks_process,
+)
+
+#: decompress .gz/.zst/.bz2 inputs in a helper process (see ``_inflate``); tests switch it off
+INFLATE_IN_PROCESS = os.environ.get("RCFAST_INFLATE_PROCESS", "1") != "0"
 
 COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2"}
 DATA_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".txt", ".parquet", ".pq")
@@ -46,12 +55,6 @@ AMAZON2014_CSV_COLUMNS = (
     "reviewTime",
 )
 
-try:  # ISA-L inflates gzip about twice as fast as zlib (same API); optional
-    from isal import isal_zlib as _isal_zlib
-except ImportError:  # pragma: no cover - depends on the environment
-    _isal_zlib = None
-
-READ_CHUNK = 1 << 20  # compressed bytes per read; also the progress-bar granularity
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _BZ2_MAGIC = b"BZh"
@@ -125,85 +128,6 @@ def category_from_name(path: str) -> str:
             name = name[: -len(suffix)]
             break
     return name
-
-
-def _new_decompressor(comp: str):
-    if comp == "gzip":
-        if _isal_zlib is not None:
-            return _isal_zlib.decompressobj(wbits=31)
-        return zlib.decompressobj(wbits=31)
-    if comp == "bz2":
-        return bz2.BZ2Decompressor()
-    if comp == "zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().decompressobj()
-    raise ValueError(comp)
-
-
-@dataclass
-class StreamState:
-    """What the decompressing reader found out about the stream."""
-
-    truncated: bool = False  #: the compressed stream ended early or was corrupt
-    error: str = ""
-
-
-def iter_decompressed(
-    path: str,
-    comp: str | None,
-    state: StreamState,
-    on_bytes: Callable[[int], None] | None = None,
-    chunk: int = READ_CHUNK,
-) -> Iterator[bytes]:
-    """Yield the decompressed bytes of ``path`` in pieces.
-
-    Streaming by hand (rather than ``gzip.open``) keeps everything decoded before a truncated or
-    corrupt tail: ``GzipFile.read`` raises ``EOFError`` and loses the partial buffer. Concatenated
-    members/frames/streams (``cat a.gz b.gz``, pbzip2) are followed.
-    """
-    with open(path, "rb") as f:
-        if comp is None:
-            while True:
-                data = f.read(chunk)
-                if not data:
-                    return
-                if on_bytes:
-                    on_bytes(len(data))
-                yield data
-        d = _new_decompressor(comp)
-        fed = False  # bytes given to the current decompressor
-        while True:
-            data = f.read(chunk)
-            if on_bytes and data:
-                on_bytes(len(data))
-            if not data:
-                if fed and not d.eof:
-                    state.truncated = True
-                    state.error = f"{comp} stream ends before its end marker (truncated file)"
-                return
-            while data:
-                try:
-                    out = d.decompress(data)
-                except (zlib.error, OSError, EOFError, ValueError) as exc:
-                    state.truncated = True
-                    state.error = f"corrupt {comp} data: {exc}"
-                    return
-                except Exception as exc:  # zstandard.ZstdError has no common base
-                    state.truncated = True
-                    state.error = f"corrupt {comp} data: {exc}"
-                    return
-                fed = True
-                if out:
-                    yield out
-                if d.eof:
-                    rest = d.unused_data
-                    d = _new_decompressor(comp)
-                    fed = False
-                    # gzip pads some archives with NULs after the last member
-                    data = rest if rest.strip(b"\x00") else b""
-                else:
-                    data = b""
 
 
 def peek(path: str, comp: str | None, n: int = 1 << 16) -> bytes:
@@ -390,55 +314,41 @@ def iter_blocks(
     """Cut the decompressed stream into blocks of whole records of about ``block_size`` bytes.
 
     When the stream is truncated, the unterminated tail is yielded as a last block with
-    ``seq = -1`` so that the caller can quarantine it as a partial line.
+    ``seq = -1`` so that the caller can quarantine it as a partial line. Compressed line-based
+    input is decompressed and cut in a helper process (``INFLATE_IN_PROCESS``).
     """
-    # pieces are joined once per block (one copy), not appended to a growing buffer
-    pieces: list[bytes] = []
-    size = 0
+    if quoted:
+        yield from _iter_blocks_quoted(path, file_idx, comp, block_size, state, on_bytes)
+        return
+    if comp is not None and INFLATE_IN_PROCESS:
+        src = iter_line_blocks_process(path, comp, block_size, state, on_bytes)
+    else:
+        src = ((k, d, -1) for k, d in iter_line_blocks(path, comp, block_size, state, on_bytes))
     line = 1
     seq = 0
-    bom_checked = False
-    for piece in iter_decompressed(path, comp, state, on_bytes):
-        if not bom_checked:
-            if size + len(piece) < 3 and not pieces:
-                pieces.append(piece)
-                size += len(piece)
+    first = True
+    rest = b""
+    try:
+        for kind, data, newlines in src:
+            if first:
+                first = False
+                # a UTF-8 byte-order mark (Windows exports) is not part of the first record
+                if data.startswith(b"\xef\xbb\xbf"):
+                    data = data[3:]
+            if kind != K_BLOCK:
+                rest = data
                 continue
-            joined = b"".join(pieces) + piece
-            pieces, size = [], 0
-            # a UTF-8 byte-order mark (Windows exports) is not part of the first record
-            piece = joined[3:] if joined.startswith(b"\xef\xbb\xbf") else joined
-            bom_checked = True
-        pieces.append(piece)
-        size += len(piece)
-        if size < block_size:
-            continue
-        if quoted:
-            buf = b"".join(pieces)
-            cut = _last_boundary(buf, True)
-            if cut < 0:
-                pieces = [buf]
-                continue  # one very long record: keep reading
-            data, rest = buf[: cut + 1], buf[cut + 1 :]
-        else:
-            k = len(pieces) - 1
-            cut = -1
-            while k >= 0:
-                cut = pieces[k].rfind(b"\n")
-                if cut >= 0:
-                    break
-                k -= 1
-            if cut < 0:
-                continue  # one very long record: keep reading
-            last = pieces[k]
-            data = b"".join(pieces[:k] + [last[: cut + 1]])
-            rest = b"".join([last[cut + 1 :]] + pieces[k + 1 :])
-        pieces = [rest] if rest else []
-        size = len(rest)
-        yield RawBlock(file_idx, data, line, seq)
-        line += data.count(b"\n")
-        seq += 1
-    buf = bytearray(b"".join(pieces))
+            yield RawBlock(file_idx, data, line, seq)
+            line += newlines if newlines >= 0 else data.count(b"\n")
+            seq += 1
+    finally:
+        src.close()
+    yield from _tail_blocks(bytearray(rest), file_idx, line, seq, state, False)
+
+
+def _tail_blocks(buf: bytearray, file_idx: int, line: int, seq: int, state: StreamState,
+                 quoted: bool) -> Iterator[RawBlock]:
+    """The data after the last full block; a truncated stream's partial last record apart."""
     if buf:
         if state.truncated:
             cut = _last_boundary(buf, quoted)
@@ -452,3 +362,45 @@ def iter_blocks(
                 yield RawBlock(file_idx, bytes(buf), line, -1)
         else:
             yield RawBlock(file_idx, bytes(buf), line, seq)
+
+
+def _iter_blocks_quoted(
+    path: str,
+    file_idx: int,
+    comp: str | None,
+    block_size: int,
+    state: StreamState,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[RawBlock]:
+    """CSV: blocks end on a newline outside quotes (quote parity)."""
+    pieces: list[bytes] = []
+    size = 0
+    line = 1
+    seq = 0
+    bom_checked = False
+    for piece in iter_decompressed(path, comp, state, on_bytes):
+        if not bom_checked:
+            if size + len(piece) < 3 and not pieces:
+                pieces.append(piece)
+                size += len(piece)
+                continue
+            joined = b"".join(pieces) + piece
+            pieces, size = [], 0
+            piece = joined[3:] if joined.startswith(b"\xef\xbb\xbf") else joined
+            bom_checked = True
+        pieces.append(piece)
+        size += len(piece)
+        if size < block_size:
+            continue
+        buf = b"".join(pieces)
+        cut = _last_boundary(buf, True)
+        if cut < 0:
+            pieces = [buf]
+            continue  # one very long record: keep reading
+        data, rest = buf[: cut + 1], buf[cut + 1 :]
+        pieces = [rest] if rest else []
+        size = len(rest)
+        yield RawBlock(file_idx, data, line, seq)
+        line += data.count(b"\n")
+        seq += 1
+    yield from _tail_blocks(bytearray(b"".join(pieces)), file_idx, line, seq, state, True)

@@ -1,0 +1,260 @@
+"""Decompression of an input stream, in this process or in a helper process.
+
+Standard library (and the optional ``isal``/``zstandard`` packages) only: this module is also the
+body of the helper process ``python -m rcfast.ingest._inflate`` and must start in milliseconds.
+
+Why a helper process: ISA-L's inflate (``isal_zlib``, twice as fast as zlib) holds the GIL for
+the whole call, so in a thread it serializes with everything else that needs the GIL (building
+Arrow arrays, normalizing, spilling). In a process of its own it runs on its own core, and the
+parent only reads whole blocks from a pipe (``read`` releases the GIL). The helper also cuts the
+stream into blocks of whole lines and counts their newlines, so the parent's reader thread does
+next to nothing.
+
+Protocol on the helper's stdout: frames of a 32-byte header ``<qqqq`` = (kind, compressed bytes
+read since the last frame, payload length, newlines in the payload) followed by the payload.
+kind 0: a block of whole lines; 1: the rest after the last newline (the end of the stream);
+2: the stream ended early or is corrupt, payload = the message (after the last kind-1 frame);
+3: the end (no payload; the last field is the helper's own peak RSS in bytes).
+"""
+
+from __future__ import annotations
+
+import bz2
+import struct
+import sys
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+try:  # ISA-L inflates gzip about twice as fast as zlib (same API); optional
+    from isal import isal_zlib as _isal_zlib
+except ImportError:  # pragma: no cover - depends on the environment
+    _isal_zlib = None
+
+READ_CHUNK = 1 << 20  # compressed bytes per read; also the progress-bar granularity
+HEADER = struct.Struct("<qqqq")
+K_BLOCK, K_REST, K_ERROR, K_END = 0, 1, 2, 3
+
+
+def new_decompressor(comp: str, isal=True):
+    if comp == "gzip":
+        if isal and _isal_zlib is not None:
+            return _isal_zlib.decompressobj(wbits=31)
+        return zlib.decompressobj(wbits=31)
+    if comp == "bz2":
+        return bz2.BZ2Decompressor()
+    if comp == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj()
+    raise ValueError(comp)
+
+
+@dataclass
+class StreamState:
+    """What the decompressing reader found out about the stream."""
+
+    truncated: bool = False  #: the compressed stream ended early or was corrupt
+    error: str = ""
+
+
+def iter_decompressed(
+    path: str,
+    comp: str | None,
+    state: StreamState,
+    on_bytes: Callable[[int], None] | None = None,
+    chunk: int = READ_CHUNK,
+    isal: bool = True,
+) -> Iterator[bytes]:
+    """Yield the decompressed bytes of ``path`` in pieces.
+
+    Streaming by hand (rather than ``gzip.open``) keeps everything decoded before a truncated or
+    corrupt tail: ``GzipFile.read`` raises ``EOFError`` and loses the partial buffer. Concatenated
+    members/frames/streams (``cat a.gz b.gz``, pbzip2) are followed.
+    """
+    with open(path, "rb") as f:
+        if comp is None:
+            while True:
+                data = f.read(chunk)
+                if not data:
+                    return
+                if on_bytes:
+                    on_bytes(len(data))
+                yield data
+        d = new_decompressor(comp, isal)
+        fed = False  # bytes given to the current decompressor
+        while True:
+            data = f.read(chunk)
+            if on_bytes and data:
+                on_bytes(len(data))
+            if not data:
+                if fed and not d.eof:
+                    state.truncated = True
+                    state.error = f"{comp} stream ends before its end marker (truncated file)"
+                return
+            while data:
+                try:
+                    out = d.decompress(data)
+                except (zlib.error, OSError, EOFError, ValueError) as exc:
+                    state.truncated = True
+                    state.error = f"corrupt {comp} data: {exc}"
+                    return
+                except Exception as exc:  # zstandard.ZstdError has no common base
+                    state.truncated = True
+                    state.error = f"corrupt {comp} data: {exc}"
+                    return
+                fed = True
+                if out:
+                    yield out
+                if d.eof:
+                    rest = d.unused_data
+                    d = new_decompressor(comp, isal)
+                    fed = False
+                    # gzip pads some archives with NULs after the last member
+                    data = rest if rest.strip(b"\x00") else b""
+                else:
+                    data = b""
+
+
+def iter_line_blocks(
+    path: str, comp: str | None, block_size: int, state: StreamState,
+    on_bytes: Callable[[int], None] | None = None, isal: bool = True,
+) -> Iterator[tuple[int, bytes]]:
+    """(kind, data): blocks of whole lines of about ``block_size`` bytes, then the rest.
+
+    Pieces are joined once per block (one copy), not appended to a growing buffer.
+    """
+    pieces: list[bytes] = []
+    size = 0
+    for piece in iter_decompressed(path, comp, state, on_bytes, isal=isal):
+        pieces.append(piece)
+        size += len(piece)
+        if size < block_size:
+            continue
+        k = len(pieces) - 1
+        cut = -1
+        while k >= 0:
+            cut = pieces[k].rfind(b"\n")
+            if cut >= 0:
+                break
+            k -= 1
+        if cut < 0:
+            continue  # one very long record: keep reading
+        last = pieces[k]
+        data = b"".join(pieces[:k] + [last[: cut + 1]])
+        rest = b"".join([last[cut + 1 :]] + pieces[k + 1 :])
+        pieces = [rest] if rest else []
+        size = len(rest)
+        yield K_BLOCK, data
+    yield K_REST, b"".join(pieces)
+
+
+def _child_main(argv: list[str]) -> int:
+    path, comp, block_size = argv[0], argv[1], int(argv[2])
+    out = sys.stdout.buffer
+    consumed = 0
+
+    def on_bytes(n: int) -> None:
+        nonlocal consumed
+        consumed += n
+
+    state = StreamState()
+    try:
+        for kind, data in iter_line_blocks(path, comp, block_size, state, on_bytes):
+            out.write(HEADER.pack(kind, consumed, len(data), data.count(b"\n")))
+            consumed = 0
+            out.write(data)
+            out.flush()
+        if state.truncated:
+            msg = state.error.encode("utf-8", "backslashreplace")
+            out.write(HEADER.pack(K_ERROR, consumed, len(msg), 0))
+            out.write(msg)
+            consumed = 0
+        out.write(HEADER.pack(K_END, consumed, 0, _own_peak_rss()))
+        out.flush()
+    except BrokenPipeError:  # the parent stopped reading (an error or --strict elsewhere)
+        sys.stdout = None  # type: ignore[assignment]  # no flush error at exit
+        return 1
+    return 0
+
+
+def _own_peak_rss() -> int:
+    """VmHWM of this process's own address space (``ru_maxrss`` would include the parent's pages
+    from before ``exec``)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for ln in f:
+                if ln.startswith(b"VmHWM:"):
+                    return int(ln.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+#: the largest peak RSS a decompression helper process of this process reported (bytes)
+helper_peak_rss = 0
+
+
+def _read_exact(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise RuntimeError("rcfast.combine: the decompression helper process ended early")
+    return data
+
+
+def iter_line_blocks_process(
+    path: str, comp: str, block_size: int, state: StreamState,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, bytes, int]]:
+    """As :func:`iter_line_blocks` (with newline counts), decompressing in a helper process."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rcfast.ingest._inflate", path, comp, str(block_size)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        bufsize=1 << 16,
+        # posix_spawn (vfork) instead of fork: no copy of the parent's page tables, and the
+        # helper's peak RSS is its own (a forked child counts the parent's pages until exec).
+        # Python opens its files close-on-exec, so nothing else leaks into the helper.
+        close_fds=False,
+    )
+    try:
+        try:  # a larger pipe: fewer wake-ups per block (Linux; best effort)
+            import fcntl
+
+            fcntl.fcntl(proc.stdout.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+        except (ImportError, OSError):
+            pass
+        f = proc.stdout
+        while True:
+            head = f.read(HEADER.size)
+            if len(head) != HEADER.size:
+                proc.wait()
+                err = proc.stderr.read().decode("utf-8", "replace").strip()
+                raise RuntimeError(
+                    f"rcfast.combine: the decompression helper for {path} failed"
+                    + (f": {err.splitlines()[-1]}" if err else f" (exit {proc.returncode})"))
+            kind, consumed, n, newlines = HEADER.unpack(head)
+            if on_bytes and consumed:
+                on_bytes(consumed)
+            if kind == K_END:
+                global helper_peak_rss
+                helper_peak_rss = max(helper_peak_rss, newlines)
+                break
+            data = _read_exact(f, n) if n else b""
+            if kind == K_ERROR:
+                state.truncated = True
+                state.error = data.decode("utf-8", "replace")
+                continue
+            yield kind, data, newlines
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

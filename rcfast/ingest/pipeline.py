@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from .formats import REJECTS, Plan, hash_strings, normalize, output_schema
+from .formats import REJECTS, Plan, _string_buffers, hash_strings, normalize, output_schema
 from .sources import RawBlock
 
 PARTITION_HASH = "fnv1a64-murmur3fmix-xorlen"
@@ -633,54 +633,92 @@ def _np(col: pa.ChunkedArray) -> np.ndarray:
     return col.combine_chunks().to_numpy(zero_copy_only=False)
 
 
+def _product_rank(dictionary: pa.Array) -> np.ndarray:
+    """Rank of each (distinct, non-null) string of ``dictionary`` in UTF-8 byte order.
+
+    Ids of up to 16 bytes (ASINs, Yelp business ids are 10-22) sort as two big-endian 64-bit
+    words and the length, an integer ``lexsort``; longer ones go to Arrow's string sort.
+    """
+    d = len(dictionary)
+    rank = np.empty(d, dtype=np.int64)
+    if d == 0:
+        return rank
+    offsets, data, _ = _string_buffers(dictionary)
+    lens = np.diff(offsets)
+    if dictionary.null_count == 0 and int(lens.max()) <= 16 and data.size:
+        width = np.arange(16, dtype=np.int64)
+        pos = np.minimum(offsets[:-1, None] + width, data.size - 1)
+        mat = np.where(width < lens[:, None], data[pos], 0).astype(np.uint8)
+        words = mat.view(">u8")
+        order = np.lexsort((lens, words[:, 1], words[:, 0]))
+    else:
+        order = pc.sort_indices(dictionary).to_numpy()
+    rank[order] = np.arange(d, dtype=np.int64)
+    return rank
+
+
 def _order_and_duplicates(table: pa.Table, keep_duplicates: bool
                           ) -> tuple[np.ndarray, np.ndarray | None]:
     """Row order (product_id bytes, timestamp, input order) and, in that order, the duplicates.
 
     Integer keys only: product_id is dictionary-encoded and its codes replaced by the rank of the
     string in byte order, so one ``np.lexsort`` replaces a multi-column string sort. Duplicates
-    (same product, user, timestamp, text) are found by a stable argsort of a 64-bit key; equal
+    (same product, user, timestamp, text) are neighbours in that order: only runs of rows with
+    the same product and timestamp (rare) are looked at, by a 64-bit key of user and text; equal
     keys are then checked field by field, and the first row in input order is kept.
     """
     enc = table.column("product_id").combine_chunks().dictionary_encode()
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    rank = np.empty(len(enc.dictionary), dtype=np.int64)
-    rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary))
-    prank = rank[codes]
+    prank = _product_rank(enc.dictionary)[codes]
     ts = _np(table.column("timestamp").cast(pa.int64()))
     files = _np(table.column("_file"))
     seq = _np(table.column("_seq"))
+    n = ts.size
     # fewer sort keys, same order: product rank and time packed into one key when they fit,
     # and the file index only when there are several files
-    tie = (seq,) if files.size == 0 or files.min() == files.max() else (seq, files)
-    t0 = int(ts.min()) if ts.size else 0
-    if ts.size and len(rank) < (1 << 21) and int(ts.max()) - t0 < (1 << 42):
+    several = not (files.size == 0 or files.min() == files.max())
+    t0 = int(ts.min()) if n else 0
+    packed = None
+    if n and int(prank.max()) < (1 << 21) and int(ts.max()) - t0 < (1 << 42):
         packed = (prank << np.int64(42)) | (ts - np.int64(t0))
-        order = np.lexsort((*tie, packed))
+        if not several and bool(np.all(seq[1:] > seq[:-1])):
+            order = np.argsort(packed, kind="stable")  # rows already in input order
+        else:
+            order = np.lexsort((seq, files, packed) if several else (seq, packed))
     else:
-        order = np.lexsort((*tie, ts, prank))
-    if keep_duplicates or table.num_rows < 2:
+        order = np.lexsort((seq, files, ts, prank) if several else (seq, ts, prank))
+    if keep_duplicates or n < 2:
         return order, None
-    user = table.column("user_id").combine_chunks()
-    # dictionary codes identify equal users within this table without hashing the strings
-    uh = user.dictionary_encode().indices.fill_null(-1).to_numpy().astype(np.uint64)
-    th = _np(table.column("_text_hash")).astype(np.uint64)
-    key = (uh ^ (th * np.uint64(0x9E3779B97F4A7C15)) ^ (ts.astype(np.uint64) *
-           np.uint64(0xC2B2AE3D27D4EB4F)) ^ (prank.astype(np.uint64) *
-                                             np.uint64(0x165667B19E3779F9)))
-    ko = key[order]
-    by_key = np.argsort(ko, kind="stable")  # stable: equal keys stay in input order
-    same = ko[by_key[1:]] == ko[by_key[:-1]]
-    dup = np.zeros(order.size, dtype=np.bool_)
+    # runs of equal (product, timestamp) in sorted order
+    if packed is not None:
+        ps = packed[order]
+        brk = ps[1:] != ps[:-1]
+    else:
+        pr, tt = prank[order], ts[order]
+        brk = (pr[1:] != pr[:-1]) | (tt[1:] != tt[:-1])
+    in_run = np.zeros(n, dtype=np.bool_)
+    in_run[1:] |= ~brk
+    in_run[:-1] |= ~brk
+    dup = np.zeros(n, dtype=np.bool_)
+    pos = np.flatnonzero(in_run)  # positions (in sorted order) of rows that share a run
+    if pos.size == 0:
+        return order, dup
+    run_id = np.cumsum(np.concatenate([[True], brk]))[pos]
+    rows = order[pos]
+    user = table.column("user_id").combine_chunks().take(pa.array(rows))
+    uh = hash_strings(user, short=True)
+    th = _np(table.column("_text_hash")).astype(np.uint64)[rows]
+    key = uh ^ (th * np.uint64(0x9E3779B97F4A7C15))
+    # lexsort is stable: equal (run, key) stay in sorted = input order, the first one is kept
+    o2 = np.lexsort((key, run_id))
+    same = (run_id[o2[1:]] == run_id[o2[:-1]]) & (key[o2[1:]] == key[o2[:-1]])
     if same.any():
-        later = by_key[1:][same]
-        first = by_key[:-1][same]
-        a, b = order[later], order[first]
-        exact = (prank[a] == prank[b]) & (ts[a] == ts[b]) & (th[a] == th[b])
-        ua, ub = user.take(pa.array(a)), user.take(pa.array(b))
+        later, first = o2[1:][same], o2[:-1][same]
+        exact = th[later] == th[first]
+        ua, ub = user.take(pa.array(later)), user.take(pa.array(first))
         ueq = pc.or_(pc.fill_null(pc.equal(ua, ub), False),
                      pc.and_(pc.is_null(ua), pc.is_null(ub))).to_numpy(zero_copy_only=False)
-        dup[later[exact & ueq]] = True
+        dup[pos[later[exact & ueq]]] = True
     return order, dup
 
 

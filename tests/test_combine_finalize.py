@@ -1,0 +1,68 @@
+"""The finalize step's integer-key ordering and duplicate search against a plain reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rcfast.ingest.pipeline import _order_and_duplicates, _product_rank
+
+_ids = st.sampled_from(["B0A", "B0B", "", "a", "ab", "B07XJ8C8F5", "B07XJ8C8F5X", "Ω",
+                        "x" * 16, "x" * 17, "x" * 15, "x" * 15 + "\x00", "zzzzzzzzzzzzzzzzzzzz", "é"])
+_row = st.tuples(_ids.filter(bool), st.sampled_from(["u1", "u2", None, "u1x"]),
+                 st.integers(0, 3), st.integers(0, 2), st.integers(0, 1))
+
+
+def _table(rows, files_n, shuffle_seed):
+    n = len(rows)
+    files = [r[4] % files_n for r in rows]
+    seq = list(range(n))
+    perm = np.random.default_rng(shuffle_seed).permutation(n) if shuffle_seed else np.arange(n)
+    pick = lambda xs: [xs[i] for i in perm]  # noqa: E731
+    t = pa.table({
+        "product_id": pa.array(pick([r[0] for r in rows]), pa.string()),
+        "user_id": pa.array(pick([r[1] for r in rows]), pa.string()),
+        "timestamp": pa.array(pick([1_600_000_000_000 + r[2] for r in rows]), pa.timestamp("ms")),
+        "_text_hash": pa.array(pick([r[3] for r in rows]), pa.uint64()),
+        "_file": pa.array(pick(files), pa.int32()),
+        "_seq": pa.array(pick(seq), pa.int64()),
+    })
+    return t
+
+
+def _reference(t: pa.Table):
+    cols = t.to_pydict()
+    n = t.num_rows
+    ts = [int(x.timestamp() * 1000) for x in cols["timestamp"]]
+    key = lambda i: (cols["product_id"][i].encode(), ts[i], cols["_file"][i], cols["_seq"][i])  # noqa: E731
+    order = sorted(range(n), key=key)
+    seen, dup = set(), []
+    for i in sorted(range(n), key=lambda i: (cols["_file"][i], cols["_seq"][i])):
+        k = (cols["product_id"][i], cols["user_id"][i], ts[i], cols["_text_hash"][i])
+        if k in seen:
+            dup.append(i)
+        seen.add(k)
+    dset = set(dup)
+    return order, [i in dset for i in order]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_row, min_size=0, max_size=40), st.integers(1, 3), st.integers(0, 3))
+def test_order_and_duplicates_match_reference(rows, files_n, shuffle_seed):
+    t = _table(rows, files_n, shuffle_seed)
+    order, dup = _order_and_duplicates(t, False)
+    ref_order, ref_dup = _reference(t)
+    assert order.tolist() == ref_order
+    if len(rows) >= 2:
+        assert dup.tolist() == ref_dup
+    order2, none = _order_and_duplicates(t, True)
+    assert none is None and order2.tolist() == ref_order
+
+
+@given(st.lists(_ids, unique=True))
+def test_product_rank_is_byte_order(ids):
+    arr = pa.array(ids, pa.string())
+    rank = _product_rank(arr)
+    assert [ids[i] for i in np.argsort(rank)] == sorted(ids, key=lambda s: s.encode())

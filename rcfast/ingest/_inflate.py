@@ -20,6 +20,7 @@ kind 0: a block of whole lines; 1: the rest after the last newline (the end of t
 from __future__ import annotations
 
 import bz2
+import os
 import struct
 import sys
 import zlib
@@ -149,31 +150,104 @@ def iter_line_blocks(
     yield K_REST, b"".join(pieces)
 
 
+def _write_all(fd: int, data) -> None:
+    mv = memoryview(data)
+    while mv:
+        mv = mv[os.write(fd, mv):]
+
+
+def _child_gzip_isal(path: str, block_size: int, fd: int) -> StreamState:
+    """The fast gzip path of the helper: ISA-L's reader decodes straight into the block buffer.
+
+    ``_GzipReader`` drops the last partial chunk of a truncated or corrupt stream, so on any
+    error the stream is decoded again with :func:`iter_decompressed` (which keeps every byte
+    before the break and names the error), skipping what was already decoded: the rare broken
+    file costs a second pass, the common one no copies.
+    """
+    state = StreamState()
+    buf = bytearray(block_size)
+    filled = 0  # bytes of buf holding data not yet sent
+    decoded = 0  # bytes decoded so far (sent or in buf)
+    sent_in = 0  # compressed bytes reported so far
+
+    def emit(kind: int, end: int, consumed: int) -> None:
+        mv = memoryview(buf)[:end]
+        _write_all(fd, HEADER.pack(kind, consumed, end, buf.count(b"\n", 0, end)))
+        _write_all(fd, mv)
+
+    def take(n_new: int, consumed: int) -> int:
+        """Account for ``n_new`` bytes just placed in buf; send whole blocks; return consumed
+        bytes still to report."""
+        nonlocal filled, buf
+        filled += n_new
+        if filled < len(buf):
+            return consumed
+        cut = buf.rfind(b"\n", 0, filled)
+        if cut < 0:  # one very long record: a larger buffer
+            buf.extend(bytes(block_size))
+            return consumed
+        emit(K_BLOCK, cut + 1, consumed)
+        rest = filled - cut - 1
+        buf[:rest] = buf[cut + 1 : filled]
+        filled = rest
+        return 0
+
+    pending = 0
+    with open(path, "rb") as f:
+        reader = _isal_zlib._GzipReader(f, READ_CHUNK)
+        try:
+            while True:
+                n = reader.readinto(memoryview(buf)[filled:])
+                pos = f.tell()
+                pending += pos - sent_in
+                sent_in = pos
+                if not n:
+                    break
+                decoded += n
+                pending = take(n, pending)
+        except Exception:  # noqa: BLE001 - truncated/corrupt: decode again, keeping the tail
+            skip = decoded
+            for piece in iter_decompressed(path, "gzip", state, None):
+                if skip >= len(piece):
+                    skip -= len(piece)
+                    continue
+                piece = piece[skip:]
+                skip = 0
+                while piece:
+                    room = len(buf) - filled
+                    buf[filled : filled + min(room, len(piece))] = piece[:room]
+                    k = min(room, len(piece))
+                    piece = piece[k:]
+                    pending = take(k, pending)
+            pending += os.path.getsize(path) - sent_in
+    emit(K_REST, filled, pending)
+    return state
+
+
 def _child_main(argv: list[str]) -> int:
     path, comp, block_size = argv[0], argv[1], int(argv[2])
-    out = sys.stdout.buffer
+    fd = sys.stdout.fileno()
     consumed = 0
 
     def on_bytes(n: int) -> None:
         nonlocal consumed
         consumed += n
 
-    state = StreamState()
     try:
-        for kind, data in iter_line_blocks(path, comp, block_size, state, on_bytes):
-            out.write(HEADER.pack(kind, consumed, len(data), data.count(b"\n")))
-            consumed = 0
-            out.write(data)
-            out.flush()
+        if comp == "gzip" and _isal_zlib is not None and hasattr(_isal_zlib, "_GzipReader"):
+            state = _child_gzip_isal(path, block_size, fd)
+        else:
+            state = StreamState()
+            for kind, data in iter_line_blocks(path, comp, block_size, state, on_bytes):
+                _write_all(fd, HEADER.pack(kind, consumed, len(data), data.count(b"\n")))
+                consumed = 0
+                _write_all(fd, data)
         if state.truncated:
             msg = state.error.encode("utf-8", "backslashreplace")
-            out.write(HEADER.pack(K_ERROR, consumed, len(msg), 0))
-            out.write(msg)
+            _write_all(fd, HEADER.pack(K_ERROR, consumed, len(msg), 0) + msg)
             consumed = 0
-        out.write(HEADER.pack(K_END, consumed, 0, _own_peak_rss()))
-        out.flush()
+        _write_all(fd, HEADER.pack(K_END, consumed, 0, _own_peak_rss()))
     except BrokenPipeError:  # the parent stopped reading (an error or --strict elsewhere)
-        sys.stdout = None  # type: ignore[assignment]  # no flush error at exit
         return 1
     return 0
 

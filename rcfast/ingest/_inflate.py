@@ -150,6 +150,15 @@ def iter_line_blocks(
     yield K_REST, b"".join(pieces)
 
 
+def _count_newlines(data) -> int:
+    """``data.count(b"\\n")``, vectorized (CPython counts byte by byte, ~0.7 s per GB here)."""
+    if len(data) < 1 << 16:
+        return bytes(data).count(b"\n")
+    import numpy as np  # the helper imports numpy only for this, once
+
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
+
+
 def _write_all(fd: int, data) -> None:
     mv = memoryview(data)
     while mv:
@@ -172,7 +181,7 @@ def _child_gzip_isal(path: str, block_size: int, fd: int) -> StreamState:
 
     def emit(kind: int, end: int, consumed: int) -> None:
         mv = memoryview(buf)[:end]
-        _write_all(fd, HEADER.pack(kind, consumed, end, buf.count(b"\n", 0, end)))
+        _write_all(fd, HEADER.pack(kind, consumed, end, _count_newlines(mv)))
         _write_all(fd, mv)
 
     def take(n_new: int, consumed: int) -> int:
@@ -239,7 +248,7 @@ def _child_main(argv: list[str]) -> int:
         else:
             state = StreamState()
             for kind, data in iter_line_blocks(path, comp, block_size, state, on_bytes):
-                _write_all(fd, HEADER.pack(kind, consumed, len(data), data.count(b"\n")))
+                _write_all(fd, HEADER.pack(kind, consumed, len(data), _count_newlines(data)))
                 consumed = 0
                 _write_all(fd, data)
         if state.truncated:

@@ -66,3 +66,17 @@ def test_product_rank_is_byte_order(ids):
     arr = pa.array(ids, pa.string())
     rank = _product_rank(arr)
     assert [ids[i] for i in np.argsort(rank)] == sorted(ids, key=lambda s: s.encode())
+
+
+@given(st.lists(st.text(min_size=0, max_size=12), max_size=30), st.integers(0, 3))
+def test_partition_hash_fast_path_matches_reference(ids, cut):
+    from rcfast.ingest.formats import hash_strings
+    from rcfast.ingest.pipeline import _fixed_width_hash
+    from rcfast.kernels.ingest_hash import fnv_hash_py
+
+    for arr in (pa.array(ids, pa.string()), pa.array([s.ljust(7, "x")[:7] for s in ids]),
+                pa.array([s.ljust(7, "x")[:7] for s in ids]).slice(cut)):
+        h = _fixed_width_hash(arr)
+        if h is not None:
+            assert h.tolist() == hash_strings(arr, short=True).tolist()
+            assert h.tolist() == [fnv_hash_py(s.encode()) for s in arr.to_pylist()]

@@ -7,11 +7,11 @@ Why a helper process: ISA-L's inflate (``isal_zlib``, twice as fast as zlib) hol
 the whole call, so in a thread it serializes with everything else that needs the GIL (building
 Arrow arrays, normalizing, spilling). In a process of its own it runs on its own core, and the
 parent only reads whole blocks from a pipe (``read`` releases the GIL). The helper also cuts the
-stream into blocks of whole lines and counts their newlines, so the parent's reader thread does
-next to nothing.
+stream into blocks of whole lines (the parent counts their newlines with numpy; importing numpy
+here would cost more than it saves), and it decodes a few blocks ahead (``_QueuedWriter``).
 
 Protocol on the helper's stdout: frames of a 32-byte header ``<qqqq`` = (kind, compressed bytes
-read since the last frame, payload length, newlines in the payload) followed by the payload.
+read since the last frame, payload length, -1) followed by the payload.
 kind 0: a block of whole lines; 1: the rest after the last newline (the end of the stream);
 2: the stream ended early or is corrupt, payload = the message (after the last kind-1 frame);
 3: the end (no payload; the last field is the helper's own peak RSS in bytes).
@@ -150,22 +150,55 @@ def iter_line_blocks(
     yield K_REST, b"".join(pieces)
 
 
-def _count_newlines(data) -> int:
-    """``data.count(b"\\n")``, vectorized (CPython counts byte by byte, ~0.7 s per GB here)."""
-    if len(data) < 1 << 16:
-        return bytes(data).count(b"\n")
-    import numpy as np  # the helper imports numpy only for this, once
-
-    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
-
-
 def _write_all(fd: int, data) -> None:
     mv = memoryview(data)
     while mv:
         mv = mv[os.write(fd, mv):]
 
 
-def _child_gzip_isal(path: str, block_size: int, fd: int) -> StreamState:
+class _QueuedWriter:
+    """Writes frames to ``fd`` from a thread, up to ``depth`` blocks ahead of the reader.
+
+    While the parent is still starting up (importing pyarrow and Numba, ~0.8 s) the helper
+    keeps inflating into this queue instead of stalling on a full pipe, so start-up and
+    decompression overlap. ``os.write`` releases the GIL; the queue bounds the memory.
+    """
+
+    def __init__(self, fd: int, depth: int) -> None:
+        import queue
+        import threading
+
+        self.fd = fd
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    for part in item:
+                        _write_all(self.fd, part)
+                except BaseException as exc:  # noqa: BLE001 - reported by write()/close()
+                    self.error = exc
+
+    def write(self, *parts) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put(parts)
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _child_gzip_isal(path: str, block_size: int, out: _QueuedWriter) -> StreamState:
     """The fast gzip path of the helper: ISA-L's reader decodes straight into the block buffer.
 
     ``_GzipReader`` drops the last partial chunk of a truncated or corrupt stream, so on any
@@ -180,9 +213,8 @@ def _child_gzip_isal(path: str, block_size: int, fd: int) -> StreamState:
     sent_in = 0  # compressed bytes reported so far
 
     def emit(kind: int, end: int, consumed: int) -> None:
-        mv = memoryview(buf)[:end]
-        _write_all(fd, HEADER.pack(kind, consumed, end, _count_newlines(mv)))
-        _write_all(fd, mv)
+        data = memoryview(buf)[:end]  # queued as is: buf is replaced, not reused, after this
+        out.write(HEADER.pack(kind, consumed, end, -1), data)
 
     def take(n_new: int, consumed: int) -> int:
         """Account for ``n_new`` bytes just placed in buf; send whole blocks; return consumed
@@ -197,8 +229,9 @@ def _child_gzip_isal(path: str, block_size: int, fd: int) -> StreamState:
             return consumed
         emit(K_BLOCK, cut + 1, consumed)
         rest = filled - cut - 1
-        buf[:rest] = buf[cut + 1 : filled]
-        filled = rest
+        new = bytearray(len(buf))
+        new[:rest] = buf[cut + 1 : filled]
+        buf, filled = new, rest
         return 0
 
     pending = 0
@@ -235,7 +268,8 @@ def _child_gzip_isal(path: str, block_size: int, fd: int) -> StreamState:
 
 def _child_main(argv: list[str]) -> int:
     path, comp, block_size = argv[0], argv[1], int(argv[2])
-    fd = sys.stdout.fileno()
+    depth = int(argv[3]) if len(argv) > 3 else 1
+    out = _QueuedWriter(sys.stdout.fileno(), depth)
     consumed = 0
 
     def on_bytes(n: int) -> None:
@@ -244,19 +278,19 @@ def _child_main(argv: list[str]) -> int:
 
     try:
         if comp == "gzip" and _isal_zlib is not None and hasattr(_isal_zlib, "_GzipReader"):
-            state = _child_gzip_isal(path, block_size, fd)
+            state = _child_gzip_isal(path, block_size, out)
         else:
             state = StreamState()
             for kind, data in iter_line_blocks(path, comp, block_size, state, on_bytes):
-                _write_all(fd, HEADER.pack(kind, consumed, len(data), _count_newlines(data)))
+                out.write(HEADER.pack(kind, consumed, len(data), -1), data)
                 consumed = 0
-                _write_all(fd, data)
         if state.truncated:
             msg = state.error.encode("utf-8", "backslashreplace")
-            _write_all(fd, HEADER.pack(K_ERROR, consumed, len(msg), 0) + msg)
+            out.write(HEADER.pack(K_ERROR, consumed, len(msg), 0), msg)
             consumed = 0
-        _write_all(fd, HEADER.pack(K_END, consumed, 0, _own_peak_rss()))
-    except BrokenPipeError:  # the parent stopped reading (an error or --strict elsewhere)
+        out.write(HEADER.pack(K_END, consumed, 0, _own_peak_rss()))
+        out.close()
+    except (BrokenPipeError, OSError):  # the parent stopped reading (an error, --strict)
         return 1
     return 0
 
@@ -285,15 +319,17 @@ def _read_exact(f, n: int) -> bytes:
     return data
 
 
-def iter_line_blocks_process(
-    path: str, comp: str, block_size: int, state: StreamState,
-    on_bytes: Callable[[int], None] | None = None,
-) -> Iterator[tuple[int, bytes, int]]:
-    """As :func:`iter_line_blocks` (with newline counts), decompressing in a helper process."""
+#: blocks a helper may decode ahead of the parent (its memory: about depth x block size)
+PREFETCH_BLOCKS = 3
+
+
+def start_helper(path: str, comp: str, block_size: int, depth: int = PREFETCH_BLOCKS):
+    """Start the decompression helper for ``path`` (it begins decoding at once)."""
     import subprocess
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rcfast.ingest._inflate", path, comp, str(block_size)],
+    return subprocess.Popen(
+        [sys.executable, "-m", "rcfast.ingest._inflate", path, comp, str(block_size),
+         str(depth)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         bufsize=1 << 16,
         # posix_spawn (vfork) instead of fork: no copy of the parent's page tables, and the
@@ -301,6 +337,26 @@ def iter_line_blocks_process(
         # Python opens its files close-on-exec, so nothing else leaks into the helper.
         close_fds=False,
     )
+
+
+def stop_helper(proc) -> None:
+    """Stop a helper that is no longer wanted (or finished) and release its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def iter_line_blocks_process(
+    path: str, comp: str, block_size: int, state: StreamState,
+    on_bytes: Callable[[int], None] | None = None, proc=None,
+) -> Iterator[tuple[int, bytes, int]]:
+    """As :func:`iter_line_blocks` (with newline counts), decompressing in a helper process
+    (``proc``, started by :func:`start_helper` with the same path and block size, or a new one).
+    """
+    if proc is None:
+        proc = start_helper(path, comp, block_size)
     try:
         try:  # a larger pipe: fewer wake-ups per block (Linux; best effort)
             import fcntl
@@ -332,11 +388,7 @@ def iter_line_blocks_process(
             yield kind, data, newlines
         proc.wait()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        stop_helper(proc)
 
 
 if __name__ == "__main__":

@@ -339,11 +339,21 @@ def iter_blocks(
                 rest = data
                 continue
             yield RawBlock(file_idx, data, line, seq)
-            line += newlines if newlines >= 0 else data.count(b"\n")
+            line += newlines if newlines >= 0 else count_newlines(data)
             seq += 1
     finally:
         src.close()
     yield from _tail_blocks(bytearray(rest), file_idx, line, seq, state, False)
+
+
+def count_newlines(data: bytes) -> int:
+    """``data.count(b"\\n")``, vectorized: CPython's count goes byte by byte (~0.7 s per GB
+    here); numpy's compare-and-count is several times faster and releases the GIL."""
+    if len(data) < 1 << 16:
+        return data.count(b"\n")
+    import numpy as np
+
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
 
 
 def _tail_blocks(buf: bytearray, file_idx: int, line: int, seq: int, state: StreamState,

@@ -25,36 +25,19 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
-
 from rcfast import __version__
-from rcfast.ingest.formats import Plan, make_plan
-from rcfast.ingest.pipeline import (
-    PARTITION_HASH,
-    BlockProcessor,
-    BlockResult,
-    FileStats,
-    Quarantine,
-    Spill,
-    StrictFailure,
-    finalize_partition,
-    run_blocks,
-    write_summary,
-)
 from rcfast.ingest.sources import (
     FORMATS,
     Detected,
     InputError,
-    StreamState,
-    category_from_name,
-    detect_format,
+    StrictFailure,
+    detect_compression,
     expand_inputs,
-    iter_blocks,
-    peek,
 )
-from rcfast.schema import parse_mapping
+
+# pyarrow, Numba and the pipeline are imported inside combine(), after the decompression helpers
+# have been started: they then inflate the first blocks while this process imports (~0.7 s), and
+# ``--help`` or a usage error answers at once.
 
 __all__ = ["combine", "main", "InputError", "StrictFailure", "PARTITIONING_KEY"]
 
@@ -197,7 +180,12 @@ def _publish(tmp: str, out_abs: str) -> None:
         os.rename(tmp, out_abs)
 
 
-def _json_sample_schema(det: Detected) -> pa.Schema | None:
+def _json_sample_schema(det: Detected):
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    from rcfast.ingest.sources import peek
+
     head = peek(det.path, det.compression)
     lines = head.split(b"\n")[:-1] if not head.endswith(b"\n") else head.split(b"\n")
     good = []
@@ -241,13 +229,6 @@ def combine(
         raise InputError(f"--timestamp-unit {timestamp_unit!r}: choose auto, s or ms")
     if isinstance(mapping, dict):
         mapping = [f"{k}={v}" for k, v in mapping.items()]
-    try:
-        rest, text_col = _split_text_mapping(mapping)
-        fmap = parse_mapping(rest)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
-    if text_col:
-        fmap["text"] = text_col
     if partitions is not None and partitions < 1:
         raise InputError("--partitions must be at least 1")
     if block_bytes < 1024:
@@ -255,12 +236,70 @@ def combine(
     workers = workers or default_workers()
     if workers < 1:
         raise InputError("--workers must be at least 1")
-
     paths = expand_inputs(list(inputs))
     if not paths:
         raise InputError("no input files")
+
+    # The run allocates many short-lived objects and no reference cycles worth collecting: the
+    # cyclic GC would only re-scan the (large) heap of the imported modules, ~0.3 s per run.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    helpers = _start_helpers(paths, fmt, workers, block_bytes)
+    try:
+        return _combine(paths, out, helpers, fmt=fmt, mapping=mapping, strict=strict,
+                        keep_text=keep_text, keep_duplicates=keep_duplicates,
+                        partitions=partitions, workers=workers, category=category,
+                        timestamp_unit=timestamp_unit, block_bytes=block_bytes,
+                        progress=progress, t0=t0)
+    finally:
+        from rcfast.ingest._inflate import stop_helper
+
+        for proc in list(helpers.values()):
+            stop_helper(proc)
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _start_helpers(paths: list[str], fmt: str | None, workers: int, block_bytes: int
+                   ) -> dict[int, Any]:
+    """Start the decompression helpers of the files read first (one reader per worker), before
+    this process imports pyarrow and Numba, so that decompression overlaps the start-up. A
+    helper whose file turns out not to be line-based JSON is stopped unused."""
+    from rcfast.ingest import sources
+
+    helpers: dict[int, Any] = {}
+    if not sources.INFLATE_IN_PROCESS or fmt in ("csv", "tsv", "amazon2014-csv", "parquet"):
+        return helpers
+    from rcfast.ingest._inflate import start_helper
+
+    for i, p in enumerate(paths[:workers]):
+        try:
+            comp = detect_compression(p)
+        except OSError:
+            continue  # reported by the format detection below
+        if comp is not None:
+            helpers[i] = start_helper(p, comp, block_bytes)
+    return helpers
+
+
+def _combine(paths, out, helpers, *, fmt, mapping, strict, keep_text, keep_duplicates,
+             partitions, workers, category, timestamp_unit, block_bytes, progress, t0):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rcfast.ingest.formats import make_plan
+    from rcfast.ingest.sources import category_from_name, detect_format
+    from rcfast.schema import parse_mapping
+
+    try:
+        rest, text_col = _split_text_mapping(mapping)
+        fmap = parse_mapping(rest)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if text_col:
+        fmap["text"] = text_col
     detected: list[Detected] = []
-    plans: list[Plan] = []
+    plans: list = []
     for p in paths:
         det = detect_format(p, fmt, fmap)
         parquet_cols = None
@@ -280,29 +319,38 @@ def combine(
     _ensure_open_files(n_parts)
 
     out_abs, tmp = _prepare_output(out, paths)
-    # The run allocates many short-lived objects and no reference cycles worth collecting: the
-    # cyclic GC would only re-scan the (large) heap of the imported modules, ~0.3 s per run.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
         summary = _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_text,
                        keep_duplicates, block_bytes, progress, t0,
                        {"format": fmt, "map": fmap, "strict": strict, "keep_text": keep_text,
                         "keep_duplicates": keep_duplicates, "partitions": n_parts,
                         "workers": workers, "category": category,
-                        "timestamp_unit": timestamp_unit, "block_bytes": block_bytes})
+                        "timestamp_unit": timestamp_unit, "block_bytes": block_bytes},
+                       helpers)
         _publish(tmp, out_abs)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     return summary
 
 
 def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_text,
-         keep_duplicates, block_bytes, progress, t0, options) -> dict[str, Any]:
+         keep_duplicates, block_bytes, progress, t0, options, helpers) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rcfast.ingest.pipeline import (
+        PARTITION_HASH,
+        BlockProcessor,
+        FileStats,
+        Quarantine,
+        Spill,
+        finalize_partition,
+        run_blocks,
+        write_summary,
+    )
+    from rcfast.ingest.sources import StreamState, iter_blocks
+
     stats = [
         FileStats(p, d.format, d.compression, os.path.getsize(p), pl.category)
         for p, d, pl in zip(paths, detected, plans)
@@ -333,6 +381,10 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
 
         def read(submit) -> None:
             if plan.kind == "parquet":
+                if i in helpers:
+                    from rcfast.ingest._inflate import stop_helper
+
+                    stop_helper(helpers.pop(i))
                 pf = pq.ParquetFile(det.path)
                 row = 0
                 batch_rows = max(65536, block_bytes // 64)
@@ -347,7 +399,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
                 return
             state = StreamState()
             for blk in iter_blocks(det.path, i, det.compression, block_bytes, state, on_bytes,
-                                   quoted=plan.kind == "csv"):
+                                   quoted=plan.kind == "csv", helper=helpers.pop(i, None)):
                 if stop.is_set():
                     return
                 submit(lambda b=blk: proc.process_block(b))
@@ -357,7 +409,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         return read
 
     try:
-        results: list[BlockResult] = run_blocks(
+        results = run_blocks(
             [make_reader(i) for i in range(len(paths))], workers, workers + 2, stop
         )
     finally:

@@ -33,17 +33,13 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from .formats import REJECTS, Plan, _string_buffers, hash_strings, normalize, output_schema
-from .sources import RawBlock
+from .sources import RawBlock, StrictFailure
 from rcfast.kernels.strings import _FNV_OFFSET, _FNV_PRIME
 
 PARTITION_HASH = "fnv1a64-murmur3fmix-xorlen"
 ROW_GROUP_ROWS = 1 << 20
 _LEAF = 16  # records: below this a failing range is parsed record by record
 _SPLIT = 8  # a failing range is retried in this many pieces
-
-
-class StrictFailure(Exception):
-    """--strict: the first bad line stops the run (exit code 2)."""
 
 
 @dataclass

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from rcfast.schema import ALIASES, FIELDS
-
 from ._inflate import (
     K_BLOCK,
     StreamState,
@@ -58,6 +56,10 @@ AMAZON2014_CSV_COLUMNS = (
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _BZ2_MAGIC = b"BZh"
+
+
+class StrictFailure(Exception):
+    """--strict: the first bad line stops the run (exit code 2)."""
 
 
 class InputError(ValueError):
@@ -158,6 +160,8 @@ _2014_HELPFUL = re.compile(r"^\[\s*\d+\s*,\s*\d+\s*\]$")
 
 
 def known_column_names(mapping: dict[str, str]) -> set[str]:
+    from rcfast.schema import ALIASES, FIELDS  # imports pyarrow: not at start-up
+
     names = set(FIELDS) | {"text", "reviewText", "review_text"} | set(mapping.values())
     for aliases in ALIASES.values():
         names.update(aliases)
@@ -310,6 +314,7 @@ def iter_blocks(
     state: StreamState,
     on_bytes: Callable[[int], None] | None = None,
     quoted: bool = False,
+    helper=None,
 ) -> Iterator[RawBlock]:
     """Cut the decompressed stream into blocks of whole records of about ``block_size`` bytes.
 
@@ -317,11 +322,16 @@ def iter_blocks(
     ``seq = -1`` so that the caller can quarantine it as a partial line. Compressed line-based
     input is decompressed and cut in a helper process (``INFLATE_IN_PROCESS``).
     """
+    if helper is not None and (quoted or comp is None):
+        from ._inflate import stop_helper
+
+        stop_helper(helper)  # started for a file that turned out not to be line-based JSON
+        helper = None
     if quoted:
         yield from _iter_blocks_quoted(path, file_idx, comp, block_size, state, on_bytes)
         return
-    if comp is not None and INFLATE_IN_PROCESS:
-        src = iter_line_blocks_process(path, comp, block_size, state, on_bytes)
+    if comp is not None and (INFLATE_IN_PROCESS or helper is not None):
+        src = iter_line_blocks_process(path, comp, block_size, state, on_bytes, proc=helper)
     else:
         src = ((k, d, -1) for k, d in iter_line_blocks(path, comp, block_size, state, on_bytes))
     line = 1

@@ -837,6 +837,11 @@ def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km):
             status[r] = 1
         line += 1
         pos = e + 1
+    # ``scratch`` is only used through its borrowed view, which holds no reference: without a
+    # use here Numba frees it right after ``_borrow`` (at the variable's last use), and decoding
+    # an escaped text then wrote into freed memory (a crash with --strict on large gzip input,
+    # or silent corruption). This store keeps it alive until the scan is done.
+    scratch[0] = 0
     return (nok, blank, rec_start[:nrec], rec_end[:nrec], line_idx[:nrec], status[:nrec],
             ok_idx[:nok], present[:, :nok], ival[:, :nok], fval[:, :nok], thash[:nok],
             str_offsets, str_bytes, str_slot)

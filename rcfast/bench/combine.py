@@ -28,10 +28,17 @@ FIELDS_2023 = ["parent_asin", "user_id", "timestamp", "rating", "helpful_vote",
 
 
 def run_rcfast(src: str, out: str, workers: int = 0) -> int:
-    from rcfast.combine import combine
+    """``python -m rcfast.combine SRC -o OUT/ds`` (its ``main()``, in this process)."""
+    from rcfast.combine import main
 
-    s = combine([src], os.path.join(out, "ds"), progress=False, workers=workers or None)
-    return int(s["rows_written"])
+    ds = os.path.join(out, "ds")
+    args = [src, "-o", ds, "-q", "--no-progress"]
+    if workers:
+        args += ["--workers", str(workers)]
+    if main(args) != 0:
+        raise RuntimeError("rcfast.combine failed")
+    with open(os.path.join(ds, "_summary.json"), encoding="utf-8") as f:
+        return int(json.load(f)["rows_written"])
 
 
 def run_polars(src: str, out: str, workers: int = 0) -> int:

@@ -355,8 +355,20 @@ TINY = ["--set", "d_model=16", "--set", "n_heads=2", "--set", "d_ff=32", "--set"
 STEPS = 6
 
 
+def _shm_segments() -> set[str]:
+    from rcfast.nn.launch import SHM_PREFIX
+
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.glob(f"{SHM_PREFIX}_{os.getuid()}_*")} if shm.is_dir() else set()
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, real_panel) -> dict[str, Path]:
+def shm_before() -> set[str]:
+    return _shm_segments()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, real_panel, shm_before) -> dict[str, Path]:
     """One rank (global batch = 2 x 8 by accumulation) and two ranks under ZeRO 1, 2, 3
     (2 ranks x 8), all on the real sample; plus a ZeRO-2 run killed after step 5 (checkpoint at
     step 4) and resumed."""
@@ -380,6 +392,15 @@ def runs(tmp_path_factory, real_panel) -> dict[str, Path]:
     _train(real_panel, out["killed"], "zero2_bf16_cpu.json", 2, *common,
            "--set", "grad_accum=1", "--resume", "--no-eval")
     return out
+
+
+def test_runs_leave_no_shared_memory_behind(runs, shm_before):
+    # DeepSpeed's CPU all-reduce segments (67 MB of RAM each) are unlinked at exit; only the
+    # run killed on purpose (no exit handlers) may leave its two behind
+    if not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm")
+    left = _shm_segments() - shm_before
+    assert len(left) <= 2, sorted(left)
 
 
 def test_two_ranks_same_loss_curve_as_one(runs):

@@ -34,6 +34,7 @@ Exit status 2 with a one-line reason on bad input (missing/empty/short panel, ba
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import random
@@ -51,7 +52,12 @@ if str(REPO) not in sys.path:  # run as a script from a checkout without `pip in
 from rcfast.nn.config import TrainConfig  # noqa: E402
 from rcfast.nn.data import PanelError, OriginSampler, make_batch, make_split, read_panel  # noqa: E402
 from rcfast.nn.data import date_of_week  # noqa: E402
-from rcfast.nn.launch import MetricsLog, git_info, slurm_to_torch_env  # noqa: E402
+from rcfast.nn.launch import (  # noqa: E402
+    MetricsLog,
+    git_info,
+    release_shm_buffer,
+    slurm_to_torch_env,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -117,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from rcfast.nn.model import ForecastModel, lr_lambda, nb_nll
 
     deepspeed.init_distributed()
+    atexit.register(release_shm_buffer)  # at exit every rank is past its last collective
     rank, world = dist.get_rank(), dist.get_world_size()
     if not device_is_cpu():  # srun gives each task all GPUs of its node: pick LOCAL_RANK's
         from deepspeed.accelerator import get_accelerator

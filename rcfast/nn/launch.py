@@ -76,6 +76,30 @@ def slurm_to_torch_env(env: dict[str, str] | None = None) -> str:
     return "single"
 
 
+#: DeepSpeed's CPU all-reduce keeps one POSIX shared-memory segment per rank in /dev/shm, named
+#: after the uid, MASTER_ADDR, MASTER_PORT and rank, and never unlinks it: every run would leave
+#: 67 MB of RAM per rank behind (it added up to 13 GB on a test machine).
+SHM_PREFIX = "deepspeed_allreduce_buffer"
+
+
+def shm_buffer_path(env: dict[str, str] | None = None) -> Path:
+    """This rank's DeepSpeed all-reduce segment (it exists only on CPU runs)."""
+    env = os.environ if env is None else env
+    name = (f"{SHM_PREFIX}_{os.getuid()}_{env.get('MASTER_ADDR', '')}_"
+            f"{env.get('MASTER_PORT', '')}_{env.get('RANK', '0')}")
+    return Path("/dev/shm") / name
+
+
+def release_shm_buffer() -> bool:
+    """Unlink this rank's segment; call at exit, after the last collective (the mapping stays
+    valid for the process itself). Returns whether there was one."""
+    try:
+        shm_buffer_path().unlink()
+        return True
+    except OSError:  # none (GPU run, other OS) or already gone
+        return False
+
+
 def git_info(path: Path) -> dict[str, object]:
     def run(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=path, capture_output=True, text=True,

@@ -23,7 +23,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from rcfast.kernels.strings import _FNV_OFFSET, _FNV_PRIME, _hash_one
+from rcfast.kernels.strings import _FNV_OFFSET, _FNV_PRIME, _hash_one, _mix64
 
 
 @njit(nogil=True, cache=True)
@@ -114,13 +114,7 @@ def word_mix(h, w):
 
 @njit(inline="always", nogil=True)
 def word_final(h, nbytes):
-    h ^= np.uint64(nbytes)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
+    return _mix64(h ^ np.uint64(nbytes))
 
 
 @njit(inline="always", nogil=True)

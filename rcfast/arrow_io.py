@@ -205,10 +205,11 @@ def _large(arr: pa.Array) -> pa.Array:
 class ProductEncoder:
     """Product ids of many batches -> one integer code per row, products in byte order.
 
-    Each batch is encoded on its own (its keys and table stay in cache; a dictionary chunk is
-    already encoded), its distinct ids join a pool, and :meth:`finish` encodes the pool, sorts
-    the distinct ids and gives the map from pool codes to final codes. While every id has at
-    most :data:`~rcfast.kernels.strings.KEY_MAX_BYTES` bytes (ASINs have 10) they travel as
+    Each batch is encoded on its own (its keys and table stay in cache; of a dictionary chunk
+    only the dictionary is encoded, then its indices gathered), its distinct ids join a pool,
+    and :meth:`finish` encodes the pool, sorts the distinct ids and gives the map from pool
+    codes to final codes. While every id has at most
+    :data:`~rcfast.kernels.strings.KEY_MAX_BYTES` bytes (ASINs have 10) they travel as
     two-word integer keys; the first longer id turns the pool into strings for the rest.
     """
 

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from .formats import REJECTS, Plan, _string_buffers, hash_strings, normalize, output_schema
 from .sources import RawBlock, StrictFailure
+from rcfast.kernels.ingest_hash import mix64_array
 from rcfast.kernels.strings import _FNV_OFFSET, _FNV_PRIME
 
 PARTITION_HASH = "fnv1a64-murmur3fmix-xorlen"
@@ -232,11 +233,7 @@ def _fixed_width_hash(arr: pa.Array) -> np.ndarray | None:
         h ^= mat[:, j]
         h *= _FNV_PRIME
     h ^= np.uint64(width)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
+    mix64_array(h)
     return h
 
 

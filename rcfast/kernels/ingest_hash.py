@@ -54,6 +54,16 @@ def fnv_hash_py(value: bytes) -> int:
     return h
 
 
+def mix64_array(h: np.ndarray) -> np.ndarray:
+    """The murmur3 finalizer of ``strings._mix64`` over a uint64 array, in place (no JIT)."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
 def fnv_hash_numpy(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """:func:`fnv_hash_strings` in plain numpy, column by column over the byte positions.
 
@@ -72,11 +82,7 @@ def fnv_hash_numpy(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> 
         j += 1
         active = active[lens[active] > j]
     h ^= lens.astype(np.uint64)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
+    mix64_array(h)
     h[~np.asarray(valid, dtype=np.bool_)] = 0
     return h
 

@@ -31,9 +31,17 @@ REJECT_REASONS = (
     "rating_out_of_range",
     "after_until",
 )
-#: Plausible review times; outside, a row is set aside (and a whole column, a unit error).
-TS_MIN_MS = -2_208_988_800_000  # 1900-01-01
-TS_MAX_MS = 4_102_444_800_000  # 2100-01-01
+#: Times a row may have: those a nanosecond timestamp can hold (1677-09-21 .. 2262-04-11), the
+#: range of pandas and most tools. The spec sets aside only unreadable times, so an odd but
+#: readable date (1850, 2150) is aggregated; a row outside this range cannot be a review time
+#: in any unit (milliseconds read as seconds land in the year ~50000) and is set aside as
+#: ``timestamp_out_of_range``.
+TS_MIN_MS = -9_223_372_036_854
+TS_MAX_MS = 9_223_372_036_855
+#: Plausible review times: a column whose times mostly fall outside is a unit error (exit 2),
+#: and a panel with weeks outside gets a warning in its summary.
+PLAUSIBLE_MIN_MS = -2_208_988_800_000  # 1900-01-01
+PLAUSIBLE_MAX_MS = 4_102_444_800_000  # 2100-01-01
 _UNIT_FACTORS = {"s": (1000, 1), "ms": (1, 1), "us": (1, 1000), "ns": (1, 1_000_000)}
 _GLOB_CHARS = set("*?[")
 
@@ -307,6 +315,22 @@ def encode_products(chunks: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
     return codes, products
 
 
+#: Formats of string timestamps, tried in turn (read as UTC): Yelp's, ISO 8601, a bare date.
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d")
+
+
+def parse_time_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Epoch ms (int64) of ``YYYY-MM-DD[ HH:MM:SS]`` strings; null where no format reads it."""
+    parsed = None
+    for fmt in TIME_FORMATS:
+        todo = col if parsed is None else pc.if_else(pc.is_null(parsed), col, None)
+        if parsed is not None and todo.null_count == len(todo):
+            break
+        got = pc.cast(pc.strptime(todo, format=fmt, unit="ms", error_is_null=True), pa.int64())
+        parsed = got if parsed is None else pc.coalesce(parsed, got)
+    return parsed
+
+
 def timestamps_ms(path: Path, raw_name: str, col: pa.ChunkedArray,
                   unit: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Epoch ms (int64) and a validity mask, from timestamp, date, integer or string columns."""
@@ -328,10 +352,7 @@ def timestamps_ms(path: Path, raw_name: str, col: pa.ChunkedArray,
         num, den = _UNIT_FACTORS[u]
         raw = col.cast(pa.int64())
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        # e.g. Yelp's "YYYY-MM-DD HH:MM:SS"; unparseable values become null (set aside)
-        parsed = pc.strptime(col, format="%Y-%m-%d %H:%M:%S", unit="ms", error_is_null=True)
-        parsed = pc.cast(parsed, pa.int64())
-        raw = parsed
+        raw = parse_time_strings(col)
         num, den = 1, 1
     else:
         raise InputError(f"{path}: column {raw_name!r} (timestamp) has type {typ}; expected a "
@@ -353,13 +374,14 @@ def _check_unit(path: Path, name: str, ms: np.ndarray, typ: pa.DataType) -> None
         return
     sample = ms if ms.size <= 100_000 else ms[:: ms.size // 100_000]
     med = float(np.median(sample))
-    inside = float(np.mean((sample >= TS_MIN_MS) & (sample < TS_MAX_MS)))
+    lo, hi = PLAUSIBLE_MIN_MS, PLAUSIBLE_MAX_MS
+    inside = float(np.mean((sample >= lo) & (sample < hi)))
     if inside >= 0.5 and not (7.9e8 <= med <= 4.2e9):
         return
-    if med > TS_MAX_MS and TS_MIN_MS <= med / 1000 < TS_MAX_MS:
+    if med > hi and lo <= med / 1000 < hi:
         hint = (f"values look like milliseconds read as seconds (median lands in year "
                 f"{1970 + med / 3.15576e10:.0f})")
-    elif med > TS_MAX_MS and TS_MIN_MS <= med / 1e6 < TS_MAX_MS:
+    elif med > hi and lo <= med / 1e6 < hi:
         hint = "values look like microseconds read as milliseconds"
     elif 7.9e8 <= med <= 4.2e9:
         hint = ("values look like seconds read as milliseconds (they land in January 1970; "

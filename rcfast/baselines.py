@@ -48,8 +48,9 @@ __all__ = [
 
 REJECT_REASONS = ("null_product_id", "null_timestamp", "timestamp_out_of_range", "null_rating",
                   "rating_out_of_range", "after_until")
-TS_MIN_MS = -2_208_988_800_000  # 1900-01-01: outside 1900..2100 a time is a unit error
-TS_MAX_MS = 4_102_444_800_000  # 2100-01-01
+# the times a nanosecond timestamp holds (1677-09-21 .. 2262-04-11); outside, no review time
+TS_MIN_MS = -9_223_372_036_854
+TS_MAX_MS = 9_223_372_036_855
 MS_PER_WEEK = 604_800_000
 MONDAY_SHIFT_MS = 259_200_000  # the epoch was a Thursday; +3 days puts week starts on Monday
 EWM_HALFLIFE = 4.0

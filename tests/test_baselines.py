@@ -91,13 +91,14 @@ def edge_table() -> pa.Table:
     rows.append(("old", ms_of("1969-12-28T23:59:59.999"), 4.0, 0, True, 2))  # week -1
     rows.append(("old", ms_of("1969-12-29T00:00:00"), 5.0, 0, False, 3))  # week 0
     rows.append(("old", ms_of("1955-05-05T05:05:05.555"), 2.0, 2, None, 4))
+    rows.append(("old", ms_of("1850-01-01T00:00:00"), 3.5, 0, None, 5))  # odd but readable: kept
     # byte order of ids: "B" < "Z" < "a" < "é"
     for pid in ["é", "a", "Z", "B"]:
         rows.append((pid, "2022-12-25T10:00:00", 5.0, 0, True, 100))
     # rejects, one per reason (first reason wins)
     rows.append((None, "2020-01-01T00:00:00", 5.0, 0, True, 1))
     rows.append(("rej", None, 5.0, 0, True, 1))
-    rows.append(("rej", ms_of("1850-01-01T00:00:00"), 5.0, 0, True, 1))
+    rows.append(("rej", 10**15, 5.0, 0, True, 1))  # year 33658: no ns timestamp holds it
     rows.append(("rej", "2020-01-01T00:00:00", None, 0, True, 1))
     rows.append(("rej", "2020-01-01T00:00:00", float("nan"), 0, True, 1))
     rows.append(("rej", "2020-01-01T00:00:00", 0.5, 0, True, 1))

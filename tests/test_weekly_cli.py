@@ -160,6 +160,66 @@ def test_bad_input_names_file_and_column(tmp_path, capsys, case):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("extra, needle", [
+    (["--windows", "4,4"], "--windows '4,4' names a value twice"),
+    (["--lags", "1,2,1"], "--lags '1,2,1' names a value twice"),
+    (["--windows", "4,,12"], "--windows expects"),
+    (["--workers", "0"], "--workers must be >= 1"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--partitions", "0"], "--partitions must be >= 1"),
+])
+def test_bad_usage_exits_2_with_reason(tmp_path, capsys, extra, needle):
+    src = write(sample_table(20), tmp_path / "in.parquet")
+    out = tmp_path / "p.parquet"
+    assert main([src, "-o", str(out), "--quiet", *extra]) == 2
+    assert needle in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_odd_dates_kept_with_warning_unrepresentable_set_aside(tmp_path, capsys):
+    """The spec sets aside only unreadable times: 1850 and 2150 are aggregated (with a warning
+    in the summary); times no ns timestamp holds and seconds that overflow int64 ms are not."""
+    ms_1850, ms_2150 = -3_786_825_600_000, 5_680_281_600_000  # 1850-01-01, 2150-01-01
+    t = pa.table({"product_id": ["a", "a", "b", "c", "d"],
+                  "timestamp": pa.array([ms_1850, MONDAY_MS, ms_2150, 10**15, -(10**15)]),
+                  "rating": [4.0, 5.0, 3.0, 2.0, 1.0]})
+    src = write(t, tmp_path / "in.parquet")
+    out = tmp_path / "p.parquet"
+    assert main([src, "-o", str(out), "--quiet"]) == 0
+    panel = pq.read_table(out)
+    exp, rej = naive_panel(table_to_naive_input(t))
+    assert_panel_equal(panel, exp)
+    assert panel.column("week_start").to_pylist()[0].year == 1849  # Monday 1849-12-31
+    s = json.loads((tmp_path / "p.summary.json").read_text())
+    assert s["rejected"]["timestamp_out_of_range"] == 2 == rej["timestamp_out_of_range"]
+    assert s["rows_aggregated"] == 3
+    assert s["warnings"] and "before 1900 or after 2099" in s["warnings"][0]
+    assert "warning:" in capsys.readouterr().err
+    # integer seconds so large that ms would overflow int64: set aside, never wrapped around
+    secs = pa.table({"product_id": ["a", "a"], "timestamp": pa.array([2**62, 1_600_000_000]),
+                     "rating": [4.0, 5.0]})
+    src = write(secs, tmp_path / "s.parquet")
+    assert main([src, "-o", str(out), "--quiet", "--timestamp-unit", "s"]) == 0
+    s = json.loads((tmp_path / "p.summary.json").read_text())
+    assert s["rejected"]["timestamp_out_of_range"] == 1 and s["rows_aggregated"] == 1
+    assert s["warnings"] == []
+
+
+def test_string_timestamps_in_several_forms(tmp_path):
+    t = pa.table({"product_id": ["a"] * 6,
+                  "timestamp": ["2021-01-04 10:00:00", "2021-01-04T11:00:00",
+                                "2021-01-05T12:00:00Z", "2021-01-10", "04/01/2021", None],
+                  "rating": [1.0, 2.0, 3.0, 4.0, 5.0, 5.0]})
+    src = write(t, tmp_path / "in.parquet")
+    out = tmp_path / "p.parquet"
+    assert main([src, "-o", str(out), "--quiet"]) == 0
+    panel = pq.read_table(out).to_pylist()
+    assert [(r["week_start"].isoformat(), r["n_reviews"], r["rating_mean"]) for r in panel] == \
+        [("2021-01-04", 4, 2.5)]
+    s = json.loads((tmp_path / "p.summary.json").read_text())
+    assert s["rejected"]["null_timestamp"] == 2  # the unreadable form and the null
+
+
 def test_seconds_column_with_unit_option(tmp_path):
     t = sample_table(50)
     secs = t.set_column(1, "timestamp", pc_seconds(t.column("timestamp")))

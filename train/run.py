@@ -123,8 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     from rcfast.nn.model import ForecastModel, lr_lambda, nb_nll
 
     deepspeed.init_distributed()
-    atexit.register(release_shm_buffer)  # at exit every rank is past its last collective
     rank, world = dist.get_rank(), dist.get_world_size()
+    if device_is_cpu():
+        # DeepSpeed's CPU all-reduce maps every rank's /dev/shm segment during init and never
+        # unlinks it. Past this barrier every rank holds its mappings, so the names can go
+        # now: then not even a killed rank leaves its 67 MB behind.
+        dist.barrier()
+        release_shm_buffer()
+    atexit.register(release_shm_buffer)  # a no-op unless the segment appeared later
     if not device_is_cpu():  # srun gives each task all GPUs of its node: pick LOCAL_RANK's
         from deepspeed.accelerator import get_accelerator
         get_accelerator().set_device(int(os.environ.get("LOCAL_RANK", "0")))

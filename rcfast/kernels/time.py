@@ -13,11 +13,20 @@ DAYS_EPOCH_TO_FIRST_MONDAY = -3  # 1969-12-29, the Monday of week 0
 
 @njit(parallel=True, nogil=True, cache=True)
 def to_ms(values, factor_num, factor_den):
-    """``floor(values * num / den)`` in int64 (floor also for times before 1970)."""
+    """``floor(values * num / den)`` in int64 (floor also for times before 1970).
+
+    A value whose product would overflow int64 gives the smallest int64, which no valid time
+    is: such a row is set aside as out of range instead of wrapping to a wrong date.
+    """
     n = values.shape[0]
     out = np.empty(n, dtype=np.int64)
+    lim = np.int64(9_223_372_036_854_775_807) // factor_num
     for i in prange(n):
-        out[i] = (values[i] * factor_num) // factor_den
+        v = values[i]
+        if v > lim or v < -lim:
+            out[i] = np.int64(-9_223_372_036_854_775_807) - np.int64(1)
+        else:
+            out[i] = (v * factor_num) // factor_den
     return out
 
 

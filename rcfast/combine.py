@@ -188,17 +188,27 @@ def _json_sample_schema(det: Detected):
 
     head = peek(det.path, det.compression)
     lines = head.split(b"\n")[:-1] if not head.endswith(b"\n") else head.split(b"\n")
-    good = []
+    # per line, then merged: a field whose type differs between lines ("votes": 3 here, "3"
+    # there) keeps its first type (int and float give float); rows with the other type are
+    # then quarantined as wrong_type instead of stopping the run
+    types: dict[str, pa.DataType] = {}
     for ln in lines[:1000]:
         try:
             t = pajson.read_json(io.BytesIO(ln))
-            if t.num_rows == 1:
-                good.append(ln)
         except (pa.ArrowInvalid, ValueError):
             continue
-    if not good:
+        if t.num_rows != 1:
+            continue
+        for f in t.schema:
+            old = types.get(f.name)
+            if old is None or pa.types.is_null(old):
+                types[f.name] = f.type
+            elif old != f.type and all(pa.types.is_integer(x) or pa.types.is_floating(x)
+                                       for x in (old, f.type)):
+                types[f.name] = pa.float64()
+    if not types:
         return None
-    return pajson.read_json(io.BytesIO(b"\n".join(good))).schema
+    return pa.schema(list(types.items()))
 
 
 def combine(

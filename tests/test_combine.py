@@ -364,6 +364,81 @@ def test_strict_stops_with_file_and_line(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_strict_reports_the_first_bad_line_in_input_order(tmp_path, capsys, workers):
+    # a truncated gzip tail (met at the end) must not hide an earlier malformed line that a
+    # parallel worker is still scanning; nor a bad line of a later file one of an earlier file
+    lines = [line2023(i, text="x" * 50) for i in range(50)]
+    lines[9] = lines[9][:20]
+    data = gzip.compress(("\n".join(lines) + "\n").encode())
+    src = tmp_path / "t.jsonl.gz"
+    src.write_bytes(data[:-30])
+    out = tmp_path / "out"
+    assert run([str(src), "-o", str(out), "--strict", "--workers", str(workers)]) == 2
+    assert "t.jsonl.gz:10: malformed_json" in capsys.readouterr().err
+    many = [line2023(i) for i in range(5000)]
+    many[2500] = "{bad"
+    write_lines(tmp_path / "s1.jsonl", many)
+    write_lines(tmp_path / "s2.jsonl", ["{bad"] + many[:3])
+    assert run([str(tmp_path / "s1.jsonl"), str(tmp_path / "s2.jsonl"), "-o", str(out),
+                "--strict", "--workers", str(workers), "--block-size", "0.1"]) == 2
+    assert "s1.jsonl:2501: malformed_json" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_extreme_values_quarantined_never_wrapped(tmp_path):
+    """Times no ns timestamp holds and counts beyond 32 bits go to quarantine with their
+    reason; before, they crashed the run or were written wrapped around."""
+    ok = {"product_id": "b", "user_id": "u", "timestamp": 1_577_934_245_000, "rating": 3}
+    rows = [
+        {**ok, "timestamp": 100_000_000_000_000_000},  # 1: year ~3e6
+        '{"product_id": "a", "user_id": "u", "timestamp": 18446744073709551616, "rating": 3}',
+        {**ok, "helpful_votes": 3_000_000_000},  # 3
+        {**ok, "helpful_votes": 12},  # 4
+        {**ok, "helpful_votes": "1,234"},  # 5: a string where the file's first value is a number
+        ok,  # 6
+    ]
+    src = tmp_path / "x.jsonl"
+    write_lines(src, [r if isinstance(r, str) else json.dumps(r) for r in rows])
+    out = tmp_path / "out"
+    assert run([str(src), "-o", str(out)]) == 0
+    s = summary(out)
+    check_accounting(s)
+    got = {r["line"]: r["reason"] for r in quarantine(out)}
+    assert got == {1: "timestamp_out_of_range", 2: "timestamp_out_of_range", 3: "wrong_type",
+                   5: "wrong_type"}
+    # line 6 repeats line 4's product, user and time (no text): a duplicate
+    assert read_out(out).column("helpful_votes").to_pylist() == [12] and s["duplicates"] == 1
+    # 2018 votes are text: "abc" and 3 billion are not counts; "3,000" is 3000
+    v18 = {"asin": "a", "reviewerID": "u", "unixReviewTime": 1_500_000_000, "overall": 3.0}
+    src18 = tmp_path / "v.jsonl"
+    write_lines(src18, [json.dumps({**v18, "vote": v}) for v in ("abc", "3,000,000,000", "3,000")])
+    assert run([str(src18), "-o", str(out)]) == 0
+    assert {r["line"]: r["reason"] for r in quarantine(out)} == {1: "wrong_type", 2: "wrong_type"}
+    assert read_out(out).column("helpful_votes").to_pylist() == [3000]
+    # milliseconds read as seconds (--timestamp-unit s): year ~52000, quarantined
+    src2 = tmp_path / "s.csv"
+    src2.write_text("product_id,user_id,timestamp,rating\na,u,1577934245000,3\nb,u,1577934245,4\n"
+                    "c,u,,4\nd,u,100000000000000000,4\n")
+    assert run([str(src2), "-o", str(out), "--timestamp-unit", "s"]) == 0
+    got = {r["line"]: r["reason"] for r in quarantine(out)}
+    assert got == {2: "timestamp_out_of_range", 4: "missing_required_field",
+                   5: "timestamp_out_of_range"}
+    assert summary(out)["files"][0]["first_review"] == "2020-01-02T03:04:05+00:00"
+
+
+def test_generic_jsonl_with_unix_review_time_is_not_amazon2018(tmp_path):
+    src = tmp_path / "g.jsonl"
+    write_lines(src, [json.dumps({"product_id": f"n{i}", "user_id": "u",
+                                  "unixReviewTime": 1_500_000_000 + i, "rating": 3})
+                      for i in range(5)])
+    out = tmp_path / "out"
+    assert run([str(src), "-o", str(out)]) == 0
+    s = summary(out)
+    assert s["files"][0]["format"] == "jsonl" and s["rows_written"] == 5
+    assert read_out(out).column("timestamp").cast(pa.int64()).to_pylist()[0] == 1_500_000_000_000
+
+
 def test_bad_usage_exit_2(tmp_path, capsys):
     src = tmp_path / "a.jsonl"
     write_lines(src, [line2023(0)])

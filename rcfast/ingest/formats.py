@@ -30,7 +30,18 @@ REJECTS: dict[int, tuple[str, str]] = {
     4: ("unparseable_timestamp", "timestamp cannot be read as a date"),
     5: ("rating_out_of_range", "rating is outside [1, 5]"),
     6: ("wrong_type", "rating is not a number"),
+    7: ("timestamp_out_of_range",
+        "timestamp is outside 1677-09-21 .. 2262-04-11 (no nanosecond timestamp holds it; "
+        "is it in another unit? see --timestamp-unit)"),
+    8: ("wrong_type", "helpful_votes is not a whole number that fits 32 bits"),
+    9: ("wrong_type", "text_len is not a whole number that fits 32 bits"),
 }
+
+#: Epoch ms a row may carry: the range of a nanosecond timestamp (pandas and most tools), as in
+#: the weekly step; outside it a value is no review time in any unit.
+TS_MIN_MS = -9_223_372_036_854
+TS_MAX_MS = 9_223_372_036_855
+_INT32_MAX = 2**31 - 1
 
 #: line-level reasons (the record never became a row)
 LINE_REASONS = (
@@ -441,14 +452,44 @@ def to_float(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 def to_int(arr: pa.Array | _Multi) -> pa.Array:
     """int64 helpful votes from ints, floats, "1,234" strings or a [helpful, total] list."""
+    return to_int_checked(arr)[0]
+
+
+def to_int_checked(arr: pa.Array | _Multi) -> tuple[pa.Array, np.ndarray]:
+    """As :func:`to_int`, and a mask of values that are present but no whole number that fits
+    32 bits (text like "abc", 3e9, 1.5): quarantined, never silently 0 or wrapped around."""
     if isinstance(arr, _Multi):
-        parts = [to_int(a) for a in arr]
-        return pc.coalesce(*parts)
+        parts = [to_int_checked(a) for a in arr]
+        out = pc.coalesce(*[p[0] for p in parts])
+        bad = np.zeros(len(out), dtype=np.bool_)
+        taken = np.zeros(len(out), dtype=np.bool_)
+        for v, b in parts:  # judged by the first column where the row has a value
+            present = v.is_valid().to_numpy(zero_copy_only=False) | b
+            bad |= b & ~taken
+            taken |= present
+        return out, bad
     arr = _plain(arr)
+    vals = _to_int(arr)
+    v = vals.to_numpy(zero_copy_only=False) if vals.null_count == 0 else \
+        vals.fill_null(0).to_numpy(zero_copy_only=False)
+    bad = (v > _INT32_MAX) | (v < -_INT32_MAX - 1)
+    if pa.types.is_floating(arr.type):
+        f = arr.fill_null(0).to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            bad |= ~np.isfinite(f) | (np.floor(f) != f) | (np.abs(f) > 2.0**31)
+    elif _is_textual(arr.type):
+        present = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0),
+                               False)
+        bad |= (pc.and_(present, pc.is_null(vals))).to_numpy(zero_copy_only=False)
+    return vals, bad
+
+
+def _to_int(arr: pa.Array) -> pa.Array:
     if pa.types.is_integer(arr.type):
         return arr.cast(pa.int64())
     if pa.types.is_floating(arr.type):
-        return pc.floor(arr).cast(pa.int64(), safe=False)
+        f = pc.if_else(pc.less(pc.abs(arr), 2.0**62), arr, None)  # no wrap-around below
+        return pc.floor(f).cast(pa.int64(), safe=False)
     if pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type):
         return arr.cast(pa.int64())
     if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
@@ -463,7 +504,7 @@ def to_int(arr: pa.Array | _Multi) -> pa.Array:
         return pa.array(np.nan_to_num(first).astype(np.int64), mask=mask)
     if _is_textual(arr.type):
         s = pc.replace_substring(arr, ",", "")
-        m = pc.extract_regex(s, r"^\s*\[?\s*(?P<v>[-+]?\d+)")
+        m = pc.extract_regex(s, r"^\s*\[?\s*(?P<v>[-+]?\d{1,18})\b")
         v = pc.struct_field(m, "v")
         return v.cast(pa.int64())
     raise TypeError(f"cannot read {arr.type} as a count")
@@ -493,45 +534,65 @@ _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ",
 _AUTO_SECONDS_BELOW = 1e11
 
 
-def _epoch_to_ms(values: pa.Array, unit: str) -> pa.Array:
-    """int/float epoch values in ``unit`` → int64 ms."""
-    if unit == "ms":
-        if pa.types.is_floating(values.type):
-            return pc.floor(values).cast(pa.int64(), safe=False)
-        return values.cast(pa.int64())
-    f = values.cast(pa.float64()) if not pa.types.is_integer(values.type) else None
-    if unit == "s":
-        if f is None:
-            return pc.multiply_checked(values.cast(pa.int64()), 1000)
-        return pc.floor(pc.multiply(f, 1000.0)).cast(pa.int64(), safe=False)
-    # auto, per value
-    x = values.cast(pa.float64())
-    secs = pc.less(pc.abs(x), _AUTO_SECONDS_BELOW)
-    ms = pc.if_else(secs, pc.multiply(x, 1000.0), x)
-    return pc.floor(ms).cast(pa.int64(), safe=False)
+_HUGE_MS = 2.0**62  # beyond any valid time; such values are nulled before int64 arithmetic
+
+
+def _epoch_to_ms(values: pa.Array, unit: str) -> tuple[pa.Array, np.ndarray]:
+    """int/float epoch values in ``unit`` → int64 ms, and a mask of values too large for any
+    time (null in the result): they are flagged, never wrapped around into a wrong date."""
+    x = values.cast(pa.float64(), safe=False)  # approximate above 2^53: only for the range check
+    if unit == "auto":
+        x = pc.if_else(pc.less(pc.abs(x), _AUTO_SECONDS_BELOW), pc.multiply(x, 1000.0), x)
+    elif unit == "s":
+        x = pc.multiply(x, 1000.0)
+    fits = pc.less(pc.abs(x), _HUGE_MS)  # null stays null; NaN and inf do not fit
+    huge = pc.invert(fits).fill_null(False).to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(values.type) and unit != "auto":
+        exact = pc.if_else(fits, values, None).cast(pa.int64(), safe=False)
+        return (exact if unit == "ms" else pc.multiply(exact, 1000)), huge
+    return pc.floor(pc.if_else(fits, x, None)).cast(pa.int64(), safe=False), huge
 
 
 def to_timestamp_ms(arr: pa.Array, unit: str) -> tuple[pa.Array, np.ndarray]:
-    """int64 epoch ms and a mask of present-but-unparseable values."""
-    arr = _plain(arr)
+    """int64 epoch ms, a mask of present-but-unparseable values and a mask of times outside
+    ``[TS_MIN_MS, TS_MAX_MS)`` (null in the result)."""
+    ms, bad, huge = _timestamp_ms(_plain(arr), unit)
+    valid = ms.is_valid().to_numpy(zero_copy_only=False)
+    v = ms.fill_null(0).to_numpy(zero_copy_only=False)
+    out = huge | (valid & ((v < TS_MIN_MS) | (v >= TS_MAX_MS)))
+    if out.any():
+        ms = pc.if_else(pa.array(out), None, ms)
+    return ms, bad, out
+
+
+def _timestamp_ms(arr: pa.Array, unit: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     n = len(arr)
     none = np.zeros(n, dtype=np.bool_)
     t = arr.type
     if pa.types.is_timestamp(t):
-        if t.tz is None:
-            arr = arr.cast(pa.timestamp(t.unit, tz="UTC"))
-        return arr.cast(pa.timestamp("ms", tz="UTC"), safe=False).cast(pa.int64()), none
+        raw = arr.cast(pa.int64())
+        if t.unit == "s":
+            ms, huge = _epoch_to_ms(raw, "s")
+            return ms, none, huge
+        per_ms = {"ms": 1, "us": 1000, "ns": 1_000_000}[t.unit]
+        if per_ms == 1:
+            return raw, none, none
+        v = raw.fill_null(0).to_numpy(zero_copy_only=False) // per_ms  # floor, also before 1970
+        return pa.array(v, mask=raw.is_null().to_numpy(zero_copy_only=False)), none, none
     if pa.types.is_date(t):
-        return arr.cast(pa.timestamp("ms")).cast(pa.int64()), none
+        return arr.cast(pa.timestamp("ms")).cast(pa.int64()), none, none
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return _epoch_to_ms(arr, unit), none
+        ms, huge = _epoch_to_ms(arr, unit)
+        return ms, none, huge
     if pa.types.is_null(t):
-        return arr.cast(pa.int64()), none
+        return arr.cast(pa.int64()), none, none
     if _is_textual(t):
         trimmed = pc.utf8_trim_whitespace(arr)
+        # an empty field is a missing time (missing_required_field), not an unreadable one
+        trimmed = pc.if_else(pc.equal(pc.utf8_length(trimmed), 0), None, trimmed)
         numeric = pc.fill_null(pc.match_substring_regex(trimmed, _NUM_RE), False)
         out = pc.if_else(numeric, trimmed, pa.scalar(None, pa.string()))
-        result = _epoch_to_ms(out.cast(pa.float64()), unit)
+        result, huge = _epoch_to_ms(out.cast(pa.float64()), unit)
         rest = pc.if_else(numeric, pa.scalar(None, pa.string()), trimmed)
         if rest.null_count < n:
             parsed = [
@@ -539,8 +600,8 @@ def to_timestamp_ms(arr: pa.Array, unit: str) -> tuple[pa.Array, np.ndarray]:
                 for fmt in _DATE_FORMATS
             ]
             result = pc.coalesce(result, *parsed)
-        bad = pc.and_(pc.is_valid(trimmed), pc.is_null(result))
-        return result, bad.to_numpy(zero_copy_only=False)
+        bad = pc.and_(pc.is_valid(trimmed), pc.is_null(result)).to_numpy(zero_copy_only=False)
+        return result, bad & ~huge, huge
     raise TypeError(f"cannot read {t} as a timestamp")
 
 
@@ -566,8 +627,9 @@ def normalize(raw: pa.Table, plan: Plan) -> Normalized:
     mark(pc.fill_null(pc.equal(pc.utf8_length(prod), 0), True).to_numpy(zero_copy_only=False), 1)
 
     ts_raw = _col(raw, src["timestamp"])
-    ts, ts_bad = to_timestamp_ms(ts_raw, plan.ts_unit)
+    ts, ts_bad, ts_out = to_timestamp_ms(ts_raw, plan.ts_unit)
     mark(ts_bad, 4)
+    mark(ts_out, 7)
     mark(ts.is_null().to_numpy(zero_copy_only=False), 2)
 
     rating, rating_bad = to_float(_col(raw, src["rating"]))
@@ -586,10 +648,11 @@ def normalize(raw: pa.Table, plan: Plan) -> Normalized:
 
     helpful = _col(raw, src.get("helpful_votes", []))
     if helpful is not None:
-        hv = to_int(helpful)
+        hv, hv_bad = to_int_checked(helpful)
+        mark(hv_bad, 8)
         if plan.helpful_zero:
             hv = hv.fill_null(0)
-        cols["helpful_votes"] = hv.cast(pa.int32(), safe=False)
+        cols["helpful_votes"] = hv.cast(pa.int32(), safe=False)  # bad rows are set aside
     else:
         cols["helpful_votes"] = pa.nulls(n, pa.int32())
 
@@ -606,9 +669,12 @@ def normalize(raw: pa.Table, plan: Plan) -> Normalized:
         text_hash = text_hashes(text)
     else:
         tl = _col(raw, src.get("text_len", []))
-        cols["text_len"] = (
-            to_int(tl).cast(pa.int32(), safe=False) if tl is not None else pa.nulls(n, pa.int32())
-        )
+        if tl is not None:
+            tlv, tl_bad = to_int_checked(tl)
+            mark(tl_bad, 9)
+            cols["text_len"] = tlv.cast(pa.int32(), safe=False)
+        else:
+            cols["text_len"] = pa.nulls(n, pa.int32())
         text_hash = np.zeros(n, dtype=np.uint64)
 
     cat = _col(raw, src.get("category", []))

@@ -90,7 +90,10 @@ def _iso(ms: int | None) -> str | None:
     import datetime as dt
 
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return (epoch + dt.timedelta(milliseconds=ms)).isoformat(timespec="seconds")
+    try:
+        return (epoch + dt.timedelta(milliseconds=ms)).isoformat(timespec="seconds")
+    except OverflowError:  # rows are checked to lie in 1677..2262; never fail a summary
+        return f"{ms} ms since 1970"
 
 
 class Quarantine:
@@ -116,7 +119,7 @@ class Quarantine:
         if self.strict:
             raise StrictFailure(
                 f"{self.paths[file_idx]}:{line}: {reason}: {detail} (--strict); "
-                f"line starts {text[:120]!r}"
+                f"line starts {text[:120]!r}", file_idx, line,
             )
         rec = {"file": self.paths[file_idx], "line": line, "reason": reason, "detail": detail,
                "raw": text}
@@ -767,45 +770,66 @@ def run_blocks(
     errors: list[BaseException] = []
     lock = threading.Lock()
     sem = threading.BoundedSemaphore(max_inflight)
+    # A --strict failure in file f stops the readers of files >= f (their earlier blocks are
+    # already submitted); files before f go on, as they may hold an earlier bad line. The
+    # failure reported is the first in input order among all that occurred.
+    cut = [len(tasks)]
+
+    def failed(exc: BaseException, file_idx: int) -> None:
+        with lock:
+            errors.append(exc)
+            if isinstance(exc, StrictFailure):
+                cut[0] = min(cut[0], exc.where[0] if exc.where[0] >= 0 else file_idx)
+            else:
+                stop.set()
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rcfast-block") as pool:
 
-        def done(fut: Future) -> None:
+        def done(fut: Future, file_idx: int) -> None:
             sem.release()
             exc = fut.exception()
-            with lock:
-                if exc is not None:
-                    errors.append(exc)
-                    stop.set()
-                else:
+            if exc is not None:
+                failed(exc, file_idx)
+            else:
+                with lock:
                     results.append(fut.result())
 
-        def submit(job: Callable[[], BlockResult]) -> None:
-            while not sem.acquire(timeout=0.5):
-                if stop.is_set():
-                    return
-            if stop.is_set():
-                sem.release()
-                return
-            fut = pool.submit(job)
-            fut.add_done_callback(done)
+        def halted(file_idx: int) -> bool:
+            return stop.is_set() or file_idx >= cut[0]
 
-        def reader(task) -> None:
+        def make_submit(file_idx: int) -> Callable[[Callable[[], BlockResult]], None]:
+            def submit(job: Callable[[], BlockResult]) -> None:
+                while not sem.acquire(timeout=0.5):
+                    if halted(file_idx):
+                        raise _Halt
+                if halted(file_idx):
+                    sem.release()
+                    raise _Halt
+                fut = pool.submit(job)
+                fut.add_done_callback(lambda f: done(f, file_idx))
+
+            return submit
+
+        def reader(file_idx: int) -> None:
             try:
-                if not stop.is_set():
-                    task(submit)
+                if not halted(file_idx):
+                    tasks[file_idx](make_submit(file_idx))
+            except _Halt:
+                pass
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                with lock:
-                    errors.append(exc)
-                stop.set()
+                failed(exc, file_idx)
 
         n_readers = max(1, min(len(tasks), workers))
         with ThreadPoolExecutor(max_workers=n_readers, thread_name_prefix="rcfast-read") as rp:
-            list(rp.map(reader, tasks))
+            list(rp.map(reader, range(len(tasks))))
     if errors:
         strict = [e for e in errors if isinstance(e, StrictFailure)]
-        raise (strict[0] if strict else errors[0])
+        raise (min(strict, key=lambda e: e.where) if strict else errors[0])
     return results
+
+
+class _Halt(Exception):
+    """Raised by ``submit`` to end a reader whose file no longer matters (see run_blocks)."""
 
 
 def write_summary(path: str, summary: dict[str, Any]) -> None:

@@ -59,7 +59,15 @@ _BZ2_MAGIC = b"BZh"
 
 
 class StrictFailure(Exception):
-    """--strict: the first bad line stops the run (exit code 2)."""
+    """--strict: the first bad line stops the run (exit code 2).
+
+    ``where`` is ``(file index, line)``: blocks run in parallel, so the run waits for the
+    blocks in flight and reports the failure that comes first in input order.
+    """
+
+    def __init__(self, message: str, file_idx: int = -1, line: int = 0) -> None:
+        super().__init__(message)
+        self.where = (file_idx, line)
 
 
 class InputError(ValueError):
@@ -265,7 +273,9 @@ def _json_format_from_keys(keys: set[str]) -> str | None:
         "asin" in keys and "timestamp" in keys and "rating" in keys
     ):
         return "amazon2023"
-    if "unixReviewTime" in keys or "reviewerID" in keys or "overall" in keys:
+    # the 2014/2018 dumps always name the product `asin`; without it, `unixReviewTime` and
+    # friends are aliases of a generic JSON-lines file
+    if "asin" in keys and keys & {"unixReviewTime", "reviewerID", "overall"}:
         if keys & {"vote", "verified", "style", "image"}:
             return "amazon2018"
         if "helpful" in keys:

@@ -154,10 +154,11 @@ def make_malformed(src: pathlib.Path, dst: pathlib.Path) -> dict[str, int]:
 
 
 def warm_rcfast(workdir: pathlib.Path, timeout: float) -> None:
-    """Run rcfast once on a tiny file so that Numba's on-disk cache of the scanner exists.
+    """Run rcfast once on a tiny file so that its compiled kernels exist (the ahead-of-time
+    module of :mod:`rcfast.kernels.aot`, or Numba's on-disk cache where it cannot be built).
 
-    The first run after installing (or after editing the kernels) compiles the scanner, about
-    20 s; that is a one-off cost like building a binary, not part of a run's throughput.
+    The first run after installing (or after editing the kernels) compiles them, about 25 s;
+    that is a one-off cost like building a binary, not part of a run's throughput.
     """
     src = ensure_dataset(workdir, 1000, 0)
     with tempfile.TemporaryDirectory(prefix="rcfast-bench-warm-") as tmp:

@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rcfast.kernels.ingest_hash import fnv_hash_numpy
+from rcfast.kernels import nojit
+from rcfast.kernels.nojit import fnv_hash_numpy
 from rcfast.schema import ALIASES, FIELDS, NORMALIZED_SCHEMA
 
 from .sources import Detected, InputError
@@ -302,7 +303,7 @@ class ScanSpec:
 
 
 def _scan_spec(plan: Plan) -> ScanSpec | None:
-    from rcfast.kernels import ingest_json as kj
+    kj = nojit  # the scanner's kinds; importing them must not import Numba
 
     if plan.keep_text:
         return None  # the text itself is wanted: pyarrow builds it
@@ -365,7 +366,7 @@ def hash_strings(arr: pa.Array, *, short: bool = False) -> np.ndarray:
     offsets, data, valid = _string_buffers(arr)
     if short:
         return fnv_hash_numpy(offsets, data, valid)
-    from rcfast.kernels.ingest_hash import fnv_hash_strings
+    from rcfast.kernels.aot import fnv_hash_strings
 
     return fnv_hash_strings(offsets, data, valid)
 
@@ -375,7 +376,7 @@ def text_hashes(arr: pa.Array) -> np.ndarray:
     if len(arr) == 0:
         return np.zeros(0, dtype=np.uint64)
     offsets, data, valid = _string_buffers(arr)
-    from rcfast.kernels.ingest_hash import text_hash_strings
+    from rcfast.kernels.aot import text_hash_strings
 
     return text_hash_strings(offsets, data, valid)
 

@@ -34,8 +34,9 @@ import pyarrow.parquet as pq
 
 from .formats import REJECTS, Plan, _string_buffers, hash_strings, normalize, output_schema
 from .sources import RawBlock, StrictFailure
-from rcfast.kernels.ingest_hash import mix64_array
-from rcfast.kernels.strings import _FNV_OFFSET, _FNV_PRIME
+from rcfast.kernels.nojit import FNV_OFFSET as _FNV_OFFSET
+from rcfast.kernels.nojit import FNV_PRIME as _FNV_PRIME
+from rcfast.kernels.nojit import mix64_array
 
 PARTITION_HASH = "fnv1a64-murmur3fmix-xorlen"
 ROW_GROUP_ROWS = 1 << 20
@@ -247,17 +248,25 @@ _scanner = None
 
 
 def get_scanner():
-    """The Numba JSON-lines scanner, loaded from Numba's on-disk cache once per process.
+    """The JSON-lines scanner, once per process: the ahead-of-time compiled one
+    (:mod:`rcfast.kernels.aot`) when it can be had, else the JIT kernel from Numba's on-disk
+    cache.
 
-    Numba's first load in a process imports ``numba.np.arraymath``, which imports
-    ``scipy.linalg`` just to probe for BLAS (~0.7 s here, half of rcfast.combine's start-up);
-    the scanner needs no BLAS. If ``scipy.linalg`` is not imported yet, it is hidden during that
-    first load (Numba then uses its own loop for the one function that would use BLAS;
-    ``np.dot`` & co. still import ``scipy.linalg`` when they are compiled later).
+    For the JIT kernel: Numba's first load in a process imports ``numba.np.arraymath``, which
+    imports ``scipy.linalg`` just to probe for BLAS (~0.7 s here); the scanner needs no BLAS. If
+    ``scipy.linalg`` is not imported yet, it is hidden during that first load (Numba then uses
+    its own loop for the one function that would use BLAS; ``np.dot`` & co. still import
+    ``scipy.linalg`` when they are compiled later).
     """
     global _scanner
     with _scanner_lock:
         if _scanner is None:
+            from rcfast.kernels import aot
+
+            mod = aot.load()  # compiled ahead of time: no Numba import, no JIT set-up
+            if mod is not None:
+                _scanner = mod.scan_jsonl
+                return _scanner
             from rcfast.kernels.ingest_json import key_words, scan_jsonl
 
             hide = "scipy.linalg" not in sys.modules
@@ -453,7 +462,7 @@ class BlockProcessor:
 
     def _scan_parts(self, data: bytes, plan: Plan, res: BlockResult, first_line: int):
         """The Numba scanner reads the lines it fully understands; pyarrow takes the rest."""
-        from rcfast.kernels.ingest_json import KIND_TEXT
+        from rcfast.kernels.nojit import KIND_TEXT
 
         scan_jsonl = get_scanner()
         spec = plan.scan

@@ -23,7 +23,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from rcfast.kernels.strings import _FNV_OFFSET, _FNV_PRIME, _hash_one, _mix64
+from rcfast.kernels.nojit import fnv_hash_numpy, mix64_array  # noqa: F401 (re-exported)
+from rcfast.kernels.strings import _hash_one, _mix64
 
 
 @njit(nogil=True, cache=True)
@@ -51,39 +52,6 @@ def fnv_hash_py(value: bytes) -> int:
     h ^= h >> 33
     h = (h * 0xC4CEB9FE1A85EC53) & mask
     h ^= h >> 33
-    return h
-
-
-def mix64_array(h: np.ndarray) -> np.ndarray:
-    """The murmur3 finalizer of ``strings._mix64`` over a uint64 array, in place (no JIT)."""
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
-
-
-def fnv_hash_numpy(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """:func:`fnv_hash_strings` in plain numpy, column by column over the byte positions.
-
-    For short strings (product ids) this is as fast as the kernel and needs no JIT, which keeps
-    the start-up of a small ingest run short. Cost grows with the longest string.
-    """
-    offsets = np.asarray(offsets, dtype=np.int64)
-    starts = offsets[:-1]
-    lens = offsets[1:] - starts
-    h = np.full(starts.size, _FNV_OFFSET, dtype=np.uint64)
-    active = np.flatnonzero(lens > 0)
-    j = 0
-    while active.size:
-        b = data[starts[active] + j].astype(np.uint64)
-        h[active] = (h[active] ^ b) * _FNV_PRIME
-        j += 1
-        active = active[lens[active] > j]
-    h ^= lens.astype(np.uint64)
-    mix64_array(h)
-    h[~np.asarray(valid, dtype=np.bool_)] = 0
     return h
 
 

@@ -33,13 +33,16 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 from rcfast.kernels.ingest_hash import _W_SEED, load8, word_final, word_hash, word_mix
+from rcfast.kernels.nojit import (  # noqa: F401 (re-exported)
+    KIND_BOOL,
+    KIND_FLOAT,
+    KIND_INT,
+    KIND_LIST_FIRST,
+    KIND_STR,
+    KIND_TEXT,
+    key_words,
+)
 
-KIND_STR = 0  #: string without escapes → byte span
-KIND_INT = 1  #: integer → int64
-KIND_FLOAT = 2  #: number → float64
-KIND_BOOL = 3  #: true/false → 0/1
-KIND_LIST_FIRST = 4  #: [int, ...] → first element (Amazon 2014 ``helpful``)
-KIND_TEXT = 5  #: string → code-point length (ival) and text hash (of its UTF-8 bytes)
 
 _POW10 = np.array([10.0**i for i in range(23)])
 
@@ -704,21 +707,6 @@ def _list_first(data, p, end, k, r, present, ival):
     if p >= end or data[p] != 93:
         return -1
     return p + 1
-
-
-def key_words(keys: np.ndarray, key_offs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(lengths, first 24 bytes as 3 little-endian words, masks) of the wanted keys."""
-    nk = key_offs.shape[0] - 1
-    klen = np.diff(key_offs).astype(np.int64)
-    kw = np.zeros((nk, 3), np.uint64)
-    km = np.zeros((nk, 3), np.uint64)
-    for k in range(nk):
-        b = bytes(keys[key_offs[k] : key_offs[k + 1]])[:24]
-        for j in range(3):
-            part = b[8 * j : 8 * j + 8]
-            kw[k, j] = int.from_bytes(part.ljust(8, b"\0"), "little")
-            km[k, j] = (1 << (8 * len(part))) - 1
-    return klen, kw, km
 
 
 @njit(nogil=True, cache=True)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
+from rcfast.kernels.nojit import FNV_OFFSET as _FNV_OFFSET
+from rcfast.kernels.nojit import FNV_PRIME as _FNV_PRIME
 
 
 @njit(inline="always")

@@ -82,6 +82,8 @@ def test_aot_module_hashes_equal_jit_and_combine_never_imports_numba(tmp_path):
                       ("text_hash_strings", text_hash_strings)):
         np.testing.assert_array_equal(getattr(AOT, name)(offsets, data, valid),
                                       jit(offsets, data, valid))
+    for blob in (b"", b"\n", b"a\nb\n\nc", bytes(range(256)) * 300):
+        assert AOT.count_newlines(np.frombuffer(blob, dtype=np.uint8)) == blob.count(b"\n")
     src = tmp_path / "a.jsonl"
     src.write_text("".join(json.dumps({"parent_asin": f"P{i}", "user_id": "u", "rating": 4,
                                        "timestamp": 1_500_000_000_000 + i, "text": "t \u00e9"})

@@ -122,6 +122,7 @@ def build(dest: Path | None = None) -> Path:
         cc.export("scan_jsonl", _SCAN_SIG)(ingest_json.scan_jsonl.py_func)
         cc.export("fnv_hash_strings", _HASH_SIG)(ingest_hash.fnv_hash_strings.py_func)
         cc.export("text_hash_strings", _HASH_SIG)(ingest_hash.text_hash_strings.py_func)
+        cc.export("count_newlines", "i8(u1[::1])")(ingest_json.count_newlines.py_func)
         plain_flags = pycc_compiler.Flags
         pycc_compiler.Flags = _NoGilFlags
         try:

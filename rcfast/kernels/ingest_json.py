@@ -710,6 +710,15 @@ def _list_first(data, p, end, k, r, present, ival):
 
 
 @njit(nogil=True, cache=True)
+def count_newlines(data):
+    """Number of ``\n`` bytes (the reader's line numbering): one pass, no temporary array."""
+    n = 0
+    for i in range(data.shape[0]):
+        n += data[i] == 10
+    return n
+
+
+@njit(nogil=True, cache=True)
 def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km):
     """Scan a block of JSON lines.
 

@@ -12,7 +12,8 @@ The module is built once per machine, on first use (~25 s, like the first JIT co
 replaces), under ``$RCFAST_CACHE/aot`` (default ``~/.cache/rcfast/aot``). Its name carries a
 hash of the kernels' source, the Python, Numba and llvmlite versions and the CPU: it is built
 for the host CPU, as the JIT is, so a home directory shared by nodes of different CPU kinds
-holds one module per kind. Building needs a C compiler; if the build fails, the error is
+holds one module per kind. Building needs a C compiler and setuptools; if the build fails
+(or a future Numba drops ``numba.pycc``, pending deprecation since 0.57), the error is
 recorded beside it (``<name>.failed``: delete it to retry) and the JIT kernels are used, as
 they are with ``RCFAST_AOT=0``.
 
@@ -98,8 +99,14 @@ def module_path() -> Path:
 def build(dest: Path | None = None) -> Path:
     """Compile the module into ``dest`` (default :func:`module_path`); atomic, so concurrent
     builders (array jobs on one home directory) at worst both build and one rename wins."""
-    import numba.pycc.compiler as pycc_compiler
-    from numba.pycc import CC
+    import warnings
+
+    with warnings.catch_warnings():
+        # numba.pycc is "pending deprecation" since Numba 0.57 (a replacement is being built);
+        # if a Numba drops it, this import fails, once, and the JIT kernels are used
+        warnings.simplefilter("ignore")
+        import numba.pycc.compiler as pycc_compiler
+        from numba.pycc import CC
 
     from rcfast.kernels import ingest_hash, ingest_json
 

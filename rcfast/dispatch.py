@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from rcfast.arrow_io import ReadOptions, open_parquet
+from rcfast.arrow_io import InputError, ReadOptions, open_parquet
 from rcfast.kernels import strings
 from rcfast.panel import Columns, PanelOptions, PanelStats, compute_panel, string_buffers
 
@@ -50,6 +50,27 @@ def plan_splits(paths: list[Path]) -> list[tuple[Path, list[int] | None]]:
         if block:
             tasks.append((path, block))
     return tasks
+
+
+class _BadInput:
+    """A task's InputError, returned as a value: Dask logs a raised exception with its
+    traceback on the worker's stderr, and bad input deserves one clear line, on the client."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _guarded(fn, *args):
+    try:
+        return fn(*args)
+    except InputError as exc:
+        return _BadInput(str(exc))
+
+
+def _check(result):
+    if isinstance(result, _BadInput):
+        raise InputError(result.message)
+    return result
 
 
 def split_task(path: Path, row_groups: list[int] | None, ropts: ReadOptions,
@@ -183,7 +204,7 @@ def file_panel_task(path: Path, ropts: ReadOptions, popts: PanelOptions, strict:
 
 
 def _split_meta(result):
-    return result[1], result[2]
+    return result if isinstance(result, _BadInput) else (result[1], result[2])
 
 
 def _split_piece(result, p: int):
@@ -213,13 +234,13 @@ def run_dask(paths, ropts: ReadOptions, popts: PanelOptions, args, workers: int,
     try:
         if product_partitioned(paths):
             n_parts = len(paths)
-            futs = [client.submit(file_panel_task, path, ropts, popts, args.strict, threads,
-                                  pure=False) for path in paths]
+            futs = [client.submit(_guarded, file_panel_task, path, ropts, popts, args.strict,
+                                  threads, pure=False) for path in paths]
             bar = tqdm(total=len(futs), desc="dask", unit="part", file=sys.stderr,
                        disable=not progress)
             results = []
             for fut in futs:
-                table, st, r, n = fut.result()
+                table, st, r, n = _check(fut.result())
                 rej.merge(r)
                 rows_read += n
                 results.append((table, st))
@@ -228,14 +249,15 @@ def run_dask(paths, ropts: ReadOptions, popts: PanelOptions, args, workers: int,
             shuffled = False
         else:
             n_parts = args.partitions or 2 * n_workers
-            splits = [client.submit(split_task, path, rgs, ropts, popts.until_week, args.strict,
-                                    n_parts, threads, pure=False)
+            splits = [client.submit(_guarded, split_task, path, rgs, ropts, popts.until_week,
+                                    args.strict, n_parts, threads, pure=False)
                       for path, rgs in plan_splits(paths)]
             bar = tqdm(total=len(splits) + n_parts, desc="dask", unit="task", file=sys.stderr,
                        disable=not progress)
             # pieces stay on the workers that cut them: only the panels travel to the client
             for meta in client.gather([client.submit(_split_meta, f, pure=False)
                                        for f in splits]):
+                meta = _check(meta)
                 rej.merge(meta[0])
                 rows_read += meta[1]
                 bar.update(1)

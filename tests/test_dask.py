@@ -74,6 +74,16 @@ def test_dask_strict_reports_file_row(tmp_path, capsys):
     assert main([str(src), "-o", str(tmp_path / "p.parquet"), "--strict", "--workers", "2"]) == 2
     err = capsys.readouterr().err
     assert f"row {first_bad} " in err and "r.parquet" in err
+    # as a user runs it: one clear line, no worker traceback before it (the workers' stderr
+    # is the terminal, which capsys does not see)
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rcfast.weekly", str(src), "-o",
+                           str(tmp_path / "p.parquet"), "--strict", "--workers", "2", "--quiet"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and f"row {first_bad} " in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_merge_partitions_orders_products():

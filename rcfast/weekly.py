@@ -571,11 +571,11 @@ def run(args: argparse.Namespace) -> dict:
     timings["total"] = time.perf_counter() - t0
     if progress:
         print_summary(summary, timings, written)
+        if args.demo:
+            print_preview(pq.read_table(written[0]))
     else:
         for w in summary["warnings"]:
             print(f"rcfast.weekly: warning: {w}", file=sys.stderr)
-        if args.demo:
-            print_preview(pq.read_table(written[0]))
     summary["timings"] = timings
     return summary
 

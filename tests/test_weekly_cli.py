@@ -342,3 +342,16 @@ def test_tune_malloc_respects_user_setting(monkeypatch):
         except (OSError, AttributeError):
             pytest.skip("not glibc")
         assert tune_malloc() is True
+
+
+def test_demo_quick_start_shows_where_and_what(tmp_path, capsys, monkeypatch):
+    """The README's first command: the summary says where the panel went, and a preview shows
+    what a panel row holds."""
+    monkeypatch.setenv("RCFAST_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "demo-out" / "panel.parquet"
+    assert main(["--demo", "--demo-rows", "20000", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out}" in text and "panel rows" in text
+    assert "preview: last weeks of the most-reviewed product" in text
+    assert "n_reviews_ewm" in text and "read it with" in text
+    assert pq.read_metadata(out).num_rows > 0

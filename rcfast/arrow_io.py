@@ -31,12 +31,13 @@ REJECT_REASONS = (
     "rating_out_of_range",
     "after_until",
 )
-#: Times a row may have: those a nanosecond timestamp can hold (1677-09-21 .. 2262-04-11), the
+#: Times a row may have: those a nanosecond timestamp can hold (from the first whole week,
+#: 1677-09-27, so that week_start is one too, to 2262-04-11), the
 #: range of pandas and most tools. The spec sets aside only unreadable times, so an odd but
 #: readable date (1850, 2150) is aggregated; a row outside this range cannot be a review time
 #: in any unit (milliseconds read as seconds land in the year ~50000) and is set aside as
 #: ``timestamp_out_of_range``.
-TS_MIN_MS = -9_223_372_036_854
+TS_MIN_MS = -9_222_854_400_000  # 1677-09-27, the first Monday a ns timestamp holds
 TS_MAX_MS = 9_223_372_036_855
 #: Plausible review times: a column whose times mostly fall outside is a unit error (exit 2),
 #: and a panel with weeks outside gets a warning in its summary.

@@ -42,7 +42,7 @@ def naive_panel(
             rejected["null_product_id"] += 1
         elif ms is None or (isinstance(ms, float) and math.isnan(ms)):
             rejected["null_timestamp"] += 1
-        elif not (-9_223_372_036_854 <= int(ms) < 9_223_372_036_855):  # ns-timestamp range
+        elif not (-9_222_854_400_000 <= int(ms) < 9_223_372_036_855):  # ns-timestamp range
             rejected["timestamp_out_of_range"] += 1
         elif rating is None or math.isnan(rating):
             rejected["null_rating"] += 1

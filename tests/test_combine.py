@@ -384,6 +384,13 @@ def test_strict_reports_the_first_bad_line_in_input_order(tmp_path, capsys, work
                 "--strict", "--workers", str(workers), "--block-size", "0.1"]) == 2
     assert "s1.jsonl:2501: malformed_json" in capsys.readouterr().err
     assert not out.exists()
+    # within one block: a bad row (found after parsing) before a malformed line (found while
+    # parsing) is still the one named
+    write_lines(tmp_path / "r.jsonl", [line2023(0), line2023(1, rating=9.0), '{"asin": "B", br',
+                                       line2023(3)])
+    assert run([str(tmp_path / "r.jsonl"), "-o", str(out), "--strict",
+                "--workers", str(workers)]) == 2
+    assert "r.jsonl:2: rating_out_of_range" in capsys.readouterr().err
 
 
 def test_extreme_values_quarantined_never_wrapped(tmp_path):

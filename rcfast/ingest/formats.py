@@ -32,7 +32,7 @@ REJECTS: dict[int, tuple[str, str]] = {
     5: ("rating_out_of_range", "rating is outside [1, 5]"),
     6: ("wrong_type", "rating is not a number"),
     7: ("timestamp_out_of_range",
-        "timestamp is outside 1677-09-21 .. 2262-04-11 (no nanosecond timestamp holds it; "
+        "timestamp is outside 1677-09-27 .. 2262-04-11 (no nanosecond timestamp holds it; "
         "is it in another unit? see --timestamp-unit)"),
     8: ("wrong_type", "helpful_votes is not a whole number that fits 32 bits"),
     9: ("wrong_type", "text_len is not a whole number that fits 32 bits"),
@@ -40,7 +40,7 @@ REJECTS: dict[int, tuple[str, str]] = {
 
 #: Epoch ms a row may carry: the range of a nanosecond timestamp (pandas and most tools), as in
 #: the weekly step; outside it a value is no review time in any unit.
-TS_MIN_MS = -9_223_372_036_854
+TS_MIN_MS = -9_222_854_400_000  # 1677-09-27, the first Monday a ns timestamp holds
 TS_MAX_MS = 9_223_372_036_855
 _INT32_MAX = 2**31 - 1
 
@@ -470,6 +470,21 @@ def to_int_checked(arr: pa.Array | _Multi) -> tuple[pa.Array, np.ndarray]:
             taken |= present
         return out, bad
     arr = _plain(arr)
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        # [helpful, total]: the first element, judged as a value of its own
+        offsets = np.asarray(arr.offsets)
+        values, vbad = to_int_checked(arr.values.slice(0))
+        has = (offsets[1:] > offsets[:-1]) & arr.is_valid().to_numpy(zero_copy_only=False)
+        idx = offsets[:-1][has]
+        first = np.zeros(len(arr), dtype=np.int64)
+        valid = np.zeros(len(arr), dtype=np.bool_)
+        bad = np.zeros(len(arr), dtype=np.bool_)
+        if idx.size:
+            v = values.fill_null(0).to_numpy(zero_copy_only=False)
+            first[has] = v[idx]
+            valid[has] = values.is_valid().to_numpy(zero_copy_only=False)[idx]
+            bad[has] = vbad[idx]
+        return pa.array(first, mask=~valid), bad
     vals = _to_int(arr)
     v = vals.to_numpy(zero_copy_only=False) if vals.null_count == 0 else \
         vals.fill_null(0).to_numpy(zero_copy_only=False)
@@ -493,20 +508,13 @@ def _to_int(arr: pa.Array) -> pa.Array:
         return pc.floor(f).cast(pa.int64(), safe=False)
     if pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type):
         return arr.cast(pa.int64())
-    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        offsets = np.asarray(arr.offsets)
-        values = to_int(arr.values.slice(0)).to_numpy(zero_copy_only=False)
-        has = (offsets[1:] > offsets[:-1]) & arr.is_valid().to_numpy(zero_copy_only=False)
-        first = np.zeros(len(arr), dtype=np.float64)
-        idx = offsets[:-1][has]
-        vals = values[idx] if idx.size else np.zeros(0)
-        first[has] = vals
-        mask = ~has | np.isnan(first)
-        return pa.array(np.nan_to_num(first).astype(np.int64), mask=mask)
     if _is_textual(arr.type):
-        s = pc.replace_substring(arr, ",", "")
-        m = pc.extract_regex(s, r"^\s*\[?\s*(?P<v>[-+]?\d{1,18})\b")
-        v = pc.struct_field(m, "v")
+        # a whole number ("1,234" with thousands separators) or a "[helpful, total]" list;
+        # anything else ("12.5", "12 abc") is null here and flagged by to_int_checked
+        t = pc.utf8_trim_whitespace(arr)
+        lst = pc.extract_regex(t, r"^\[\s*(?P<v>[-+]?\d{1,18})\s*(?:,.*)?\]$")
+        num = pc.extract_regex(pc.replace_substring(t, ",", ""), r"^(?P<v>[-+]?\d{1,18})$")
+        v = pc.coalesce(pc.struct_field(lst, "v"), pc.struct_field(num, "v"))
         return v.cast(pa.int64())
     raise TypeError(f"cannot read {arr.type} as a count")
 

@@ -367,6 +367,10 @@ class BlockResult:
     quarantined: Counter = field(default_factory=Counter)
     ts_min: int | None = None  #: epoch ms of the kept rows
     ts_max: int | None = None
+    #: --strict: the block's bad lines, (line, reason, detail, raw); the first is raised once
+    #: the whole block is read (line-level reasons are found while parsing, row-level ones
+    #: after normalizing, so the order they are met in is not the order of the lines)
+    strict_hits: list = field(default_factory=list)
 
 
 @dataclass
@@ -398,6 +402,15 @@ class BlockProcessor:
 
     # -- text blocks ------------------------------------------------------------------------
     def process_block(self, blk: RawBlock) -> BlockResult:
+        return self._raise_first_hit(self._process_block(blk))
+
+    def _raise_first_hit(self, res: BlockResult) -> BlockResult:
+        if res.strict_hits:
+            line, reason, detail, raw = min(res.strict_hits, key=lambda h: h[0])
+            self.quarantine.add(res.file_idx, line, reason, detail, raw)  # raises (strict)
+        return res
+
+    def _process_block(self, blk: RawBlock) -> BlockResult:
         plan = self.plans[blk.file_idx]
         res = BlockResult(blk.file_idx)
         data = blk.data
@@ -547,6 +560,9 @@ class BlockProcessor:
             self._quarantine(res, first_line + int(recs.line_off[r]), reason, detail, rec)
 
     def _quarantine(self, res: BlockResult, line: int, reason: str, detail: str, raw) -> None:
+        if self.quarantine.strict:
+            res.strict_hits.append((line, reason, detail, raw))
+            return
         self.quarantine.add(res.file_idx, line, reason, detail, raw)
         res.quarantined[reason] += 1
 
@@ -587,6 +603,7 @@ class BlockProcessor:
                 reason, detail = REJECTS[int(norm.reject[i])]
                 raw = orjson.dumps(rec, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
                 self._quarantine(res, first_row + int(i) + 1, reason, detail, raw)
+        self._raise_first_hit(res)
         self._spill(norm.table, norm.reject, None, file_idx, seq, res)
         return res
 

@@ -10,7 +10,7 @@ inputs). A run then imports the module in under a millisecond and never imports 
 
 The module is built once per machine, on first use (~25 s, like the first JIT compilation it
 replaces), under ``$RCFAST_CACHE/aot`` (default ``~/.cache/rcfast/aot``). Its name carries a
-hash of the kernels' source, the Python, Numba and llvmlite versions and the CPU: it is built
+hash of the kernels' source, the Python, Numba, llvmlite and numpy versions and the CPU: it is built
 for the host CPU, as the JIT is, so a home directory shared by nodes of different CPU kinds
 holds one module per kind. Building needs a C compiler and setuptools; if the build fails
 (or a future Numba drops ``numba.pycc``, pending deprecation since 0.57), the error is
@@ -61,18 +61,23 @@ def cache_dir() -> Path:
     return (Path(env) if env else Path.home() / ".cache" / "rcfast") / "aot"
 
 
+#: /proc/cpuinfo lines that differ between the cores (or over time) of one CPU kind
+_PER_CORE = (b"processor", b"physical id", b"siblings", b"core id", b"cpu cores", b"apicid",
+             b"initial apicid", b"cpu mhz", b"bogomips", b"clflush size")
+
+
 def _cpu_signature() -> bytes:
-    """The CPU kind, without importing llvmlite: model and feature flags on Linux."""
+    """The CPU kind, without importing llvmlite: on Linux the first core's /proc/cpuinfo entry
+    without its per-core lines (x86 model and flags, ARM implementer, part and features, ...)."""
+    sig = f"{platform.machine()} {platform.processor()}".encode()
     try:
         with open("/proc/cpuinfo", "rb") as f:
             first = f.read(1 << 16).split(b"\n\n", 1)[0]
-        keep = [ln for ln in first.splitlines()
-                if ln.startswith((b"model name", b"flags", b"vendor_id", b"cpu family"))]
-        if keep:
-            return b"\n".join(keep)
     except OSError:
-        pass
-    return f"{platform.machine()} {platform.processor()}".encode()
+        return sig
+    keep = [ln for ln in first.splitlines()
+            if ln.strip() and not ln.lower().startswith(_PER_CORE)]
+    return sig + b"\n" + b"\n".join(keep)
 
 
 def _version_file(package: str) -> bytes:
@@ -90,7 +95,8 @@ def module_path() -> Path:
     for name in _SOURCES:
         h.update((here / name).read_bytes())
     for part in (sys.version.encode(), sysconfig.get_platform().encode(),
-                 _version_file("numba"), _version_file("llvmlite"), _cpu_signature()):
+                 _version_file("numba"), _version_file("llvmlite"), _version_file("numpy"),
+                 _cpu_signature()):
         h.update(part)
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
     return cache_dir() / f"{MODULE}-{h.hexdigest()[:16]}{suffix}"
@@ -169,25 +175,26 @@ def _load_or_build() -> ModuleType | None:
     except OSError:
         return None
     failed = path.with_name(path.name + ".failed")
-    if not path.exists():
-        if failed.exists():
-            return None
-        print("rcfast: compiling the ingest kernels ahead of time, once per machine "
-              f"(~25 s) -> {path}", file=sys.stderr)
+    if failed.exists():
+        return None
+    if path.exists():
         try:
-            build(path)
-        except Exception as exc:  # noqa: BLE001 - any build failure means: use the JIT
-            try:
-                failed.parent.mkdir(parents=True, exist_ok=True)
-                failed.write_text(f"{type(exc).__name__}: {exc}\n")
-            except OSError:
-                pass
-            print(f"rcfast: ahead-of-time build failed ({type(exc).__name__}: {exc}); using "
-                  f"Numba's JIT kernels (delete {failed} to retry)", file=sys.stderr)
-            return None
+            return _import(path)
+        except (ImportError, OSError) as exc:  # damaged or foreign: build it again, once
+            print(f"rcfast: {path} does not load ({exc}); building it again", file=sys.stderr)
+    print("rcfast: compiling the ingest kernels ahead of time, once per machine "
+          f"(~25 s) -> {path}", file=sys.stderr)
     try:
+        build(path)
         return _import(path)
-    except (ImportError, OSError):
+    except Exception as exc:  # noqa: BLE001 - any build failure means: use the JIT
+        try:
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            failed.write_text(f"{type(exc).__name__}: {exc}\n")
+        except OSError:
+            pass
+        print(f"rcfast: ahead-of-time build failed ({type(exc).__name__}: {exc}); using "
+              f"Numba's JIT kernels (delete {failed} to retry)", file=sys.stderr)
         return None
 
 

@@ -593,6 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rcfast._bytecode import ensure_compiled
+
+    ensure_compiled()  # once, where PYTHONDONTWRITEBYTECODE keeps Python from doing it
     hook = None
     if "pandas" not in sys.modules:
         hook = _HidePandas()

@@ -608,6 +608,9 @@ def tune_malloc() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     tune_malloc()
+    from rcfast._bytecode import ensure_compiled
+
+    ensure_compiled()  # once, where PYTHONDONTWRITEBYTECODE keeps Python from doing it
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -206,3 +207,20 @@ def test_jit_fallback_writes_the_same_dataset(tmp_path):
     assert a.num_rows == 299 and a.equals(b)
     qa, qb = ((o / "_quarantine" / "quarantine.jsonl").read_text() for o in outs.values())
     assert qa == qb and '"line":18' in qa
+
+
+def test_package_bytecode_compiled_once(tmp_path, monkeypatch):
+    """Where PYTHONDONTWRITEBYTECODE is set, rcfast compiles its own .pyc files once (else
+    every CLI run compiles its modules from source)."""
+    import importlib.util
+
+    import rcfast._bytecode as bc
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    pyc = Path(importlib.util.cache_from_source(bc.__file__))
+    if pyc.exists():
+        pyc.unlink()
+    assert bc.ensure_compiled() is True and pyc.exists()
+    assert bc.ensure_compiled() is False  # up to date: nothing to do
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert bc.ensure_compiled() is False  # Python writes them itself

@@ -149,19 +149,6 @@ def build(dest: Path | None = None) -> Path:
     return dest
 
 
-def _compile_package() -> None:
-    """Byte-compile rcfast's own modules once, beside the sources, as ``pip install`` does for
-    a regular install: where ``PYTHONDONTWRITEBYTECODE`` is set (or for an editable install)
-    every run would otherwise compile them from source again, ~70 ms of the start-up. Best
-    effort: an unwritable package directory just keeps compiling at import."""
-    import compileall
-
-    try:
-        compileall.compile_dir(str(Path(__file__).resolve().parents[1]), quiet=2)
-    except OSError:
-        pass
-
-
 def _import(path: Path) -> ModuleType:
     loader = importlib.machinery.ExtensionFileLoader(MODULE, str(path))
     spec = importlib.util.spec_from_file_location(MODULE, str(path), loader=loader)
@@ -199,7 +186,9 @@ def _load_or_build() -> ModuleType | None:
           f"(~25 s) -> {path}", file=sys.stderr)
     try:
         build(path)
-        _compile_package()
+        from rcfast._bytecode import ensure_compiled
+
+        ensure_compiled(force=True)
         return _import(path)
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the JIT
         try:

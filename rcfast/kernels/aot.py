@@ -204,30 +204,27 @@ def _load_or_build() -> ModuleType | None:
 # ------------------------------------------------------------------- kernels, AOT or JIT
 
 
-def fnv_hash_strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """:func:`rcfast.kernels.ingest_hash.fnv_hash_strings`, compiled ahead of time if it can."""
+def _string_hash(name: str, offsets: np.ndarray, data: np.ndarray,
+                 valid: np.ndarray) -> np.ndarray:
+    """The string hash kernel ``name`` of :mod:`rcfast.kernels.ingest_hash`, compiled ahead of
+    time if it can be (same arguments, same result), else the JIT one."""
     args = (np.ascontiguousarray(offsets, dtype=np.int64),
             np.ascontiguousarray(data, dtype=np.uint8),
             np.ascontiguousarray(valid, dtype=np.bool_))
     mod = load()
-    if mod is not None:
-        return mod.fnv_hash_strings(*args)
-    from rcfast.kernels.ingest_hash import fnv_hash_strings as jit
+    if mod is None:
+        from rcfast.kernels import ingest_hash as mod
+    return getattr(mod, name)(*args)
 
-    return jit(*args)
+
+def fnv_hash_strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """:func:`rcfast.kernels.ingest_hash.fnv_hash_strings`, ahead of time if it can."""
+    return _string_hash("fnv_hash_strings", offsets, data, valid)
 
 
 def text_hash_strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """:func:`rcfast.kernels.ingest_hash.text_hash_strings`, ahead of time if it can."""
-    args = (np.ascontiguousarray(offsets, dtype=np.int64),
-            np.ascontiguousarray(data, dtype=np.uint8),
-            np.ascontiguousarray(valid, dtype=np.bool_))
-    mod = load()
-    if mod is not None:
-        return mod.text_hash_strings(*args)
-    from rcfast.kernels.ingest_hash import text_hash_strings as jit
-
-    return jit(*args)
+    return _string_hash("text_hash_strings", offsets, data, valid)
 
 
 def main(argv: list[str] | None = None) -> int:

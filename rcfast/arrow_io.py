@@ -20,7 +20,14 @@ import pyarrow.parquet as pq
 from rcfast.kernels import strings
 from rcfast.kernels.time import to_ms
 from rcfast.panel import string_buffers
-from rcfast.schema import ALIASES, FIELDS, REQUIRED
+from rcfast.schema import (
+    ALIASES,
+    FIELDS,
+    PLAUSIBLE_MAX_MS,
+    PLAUSIBLE_MIN_MS,
+    REQUIRED,
+    parse_time_strings,
+)
 
 #: Reasons a row is set aside, in the order they are checked (a row counts once, first reason).
 REJECT_REASONS = (
@@ -31,18 +38,6 @@ REJECT_REASONS = (
     "rating_out_of_range",
     "after_until",
 )
-#: Times a row may have: those a nanosecond timestamp can hold (from the first whole week,
-#: 1677-09-27, so that week_start is one too, to 2262-04-11), the
-#: range of pandas and most tools. The spec sets aside only unreadable times, so an odd but
-#: readable date (1850, 2150) is aggregated; a row outside this range cannot be a review time
-#: in any unit (milliseconds read as seconds land in the year ~50000) and is set aside as
-#: ``timestamp_out_of_range``.
-TS_MIN_MS = -9_222_854_400_000  # 1677-09-27, the first Monday a ns timestamp holds
-TS_MAX_MS = 9_223_372_036_855
-#: Plausible review times: a column whose times mostly fall outside is a unit error (exit 2),
-#: and a panel with weeks outside gets a warning in its summary.
-PLAUSIBLE_MIN_MS = -2_208_988_800_000  # 1900-01-01
-PLAUSIBLE_MAX_MS = 4_102_444_800_000  # 2100-01-01
 _UNIT_FACTORS = {"s": (1000, 1), "ms": (1, 1), "us": (1, 1000), "ns": (1, 1_000_000)}
 _GLOB_CHARS = set("*?[")
 
@@ -314,22 +309,6 @@ def encode_products(chunks: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
     mapping, products = enc.finish()
     strings.remap(codes, mapping)
     return codes, products
-
-
-#: Formats of string timestamps, tried in turn (read as UTC): Yelp's, ISO 8601, a bare date.
-TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d")
-
-
-def parse_time_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Epoch ms (int64) of ``YYYY-MM-DD[ HH:MM:SS]`` strings; null where no format reads it."""
-    parsed = None
-    for fmt in TIME_FORMATS:
-        todo = col if parsed is None else pc.if_else(pc.is_null(parsed), col, None)
-        if parsed is not None and todo.null_count == len(todo):
-            break
-        got = pc.cast(pc.strptime(todo, format=fmt, unit="ms", error_is_null=True), pa.int64())
-        parsed = got if parsed is None else pc.coalesce(parsed, got)
-    return parsed
 
 
 def timestamps_ms(path: Path, raw_name: str, col: pa.ChunkedArray,

@@ -36,6 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rcfast.schema import TS_MAX_MS, TS_MIN_MS  # times outside: timestamp_out_of_range
+
 __all__ = [
     "REJECT_REASONS",
     "TOOLS",
@@ -48,9 +50,6 @@ __all__ = [
 
 REJECT_REASONS = ("null_product_id", "null_timestamp", "timestamp_out_of_range", "null_rating",
                   "rating_out_of_range", "after_until")
-# the times a nanosecond timestamp holds (1677-09-27 .. 2262-04-11); outside, no review time
-TS_MIN_MS = -9_222_854_400_000  # 1677-09-27, the first Monday a ns timestamp holds
-TS_MAX_MS = 9_223_372_036_855
 MS_PER_WEEK = 604_800_000
 MONDAY_SHIFT_MS = 259_200_000  # the epoch was a Thursday; +3 days puts week starts on Monday
 EWM_HALFLIFE = 4.0

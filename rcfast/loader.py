@@ -15,8 +15,6 @@ import numpy as np
 
 from rcfast.arrow_io import (
     REJECT_REASONS,
-    TS_MAX_MS,
-    TS_MIN_MS,
     Batch,
     InputError,
     ProductEncoder,
@@ -26,6 +24,7 @@ from rcfast.arrow_io import (
 from rcfast.kernels import aggregate, strings
 from rcfast.kernels.time import week_and_reason
 from rcfast.panel import Columns, check_text_len
+from rcfast.schema import TS_MAX_MS, TS_MIN_MS
 
 MAX_EXAMPLES = 20
 

@@ -56,3 +56,35 @@ def parse_mapping(items: list[str] | None) -> dict[str, str]:
             )
         out[field] = column
     return out
+
+
+# ---------------------------------------------------------------- times (weekly and combine)
+
+#: Times a row may have: those a nanosecond timestamp can hold, from its first whole week
+#: (1677-09-27, so that week_start is one too) to 2262-04-11 -- the range of pandas and most
+#: tools. The spec sets aside only unreadable times, so an odd but readable date (1850, 2150)
+#: is kept; outside this range a value is no review time in any unit (milliseconds read as
+#: seconds land in the year ~50000): ``timestamp_out_of_range``, in both steps.
+TS_MIN_MS = -9_222_854_400_000  # 1677-09-27
+TS_MAX_MS = 9_223_372_036_855
+#: Plausible review times: a weekly input column whose times mostly fall outside is a unit
+#: error (exit 2), and a panel with weeks outside gets a warning in its summary.
+PLAUSIBLE_MIN_MS = -2_208_988_800_000  # 1900-01-01
+PLAUSIBLE_MAX_MS = 4_102_444_800_000  # 2100-01-01
+#: String timestamps, tried in turn and read as UTC: Yelp's, ISO 8601, a bare date.
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d")
+
+
+def parse_time_strings(col, formats: tuple[str, ...] = TIME_FORMATS):
+    """Epoch ms (int64) of time strings, the first of ``formats`` that reads each (whole
+    string); null where none does. Each format only sees the values still unread."""
+    import pyarrow.compute as pc
+
+    parsed = None
+    for fmt in formats:
+        todo = col if parsed is None else pc.if_else(pc.is_null(parsed), col, None)
+        if parsed is not None and todo.null_count == len(todo):
+            break
+        got = pc.cast(pc.strptime(todo, format=fmt, unit="ms", error_is_null=True), pa.int64())
+        parsed = got if parsed is None else pc.coalesce(parsed, got)
+    return parsed

@@ -44,14 +44,14 @@ from rcfast.panel import (
     panel_batches,
     panel_schema,
 )
-from rcfast.schema import parse_mapping
+from rcfast.schema import PLAUSIBLE_MAX_MS, PLAUSIBLE_MIN_MS, parse_mapping
 
 SUMMARY_KEY = b"rcfast.summary"
 ROW_GROUP_ROWS = 1_000_000
 #: Weeks outside these dates are aggregated (the spec sets aside only unreadable times) but
 #: flagged in the summary: they are the trace of a unit error more often than of a review.
-PLAUSIBLE_FIRST = dt.date(1900, 1, 1)
-PLAUSIBLE_END = dt.date(2100, 1, 1)
+PLAUSIBLE_FIRST = dt.date(1970, 1, 1) + dt.timedelta(milliseconds=PLAUSIBLE_MIN_MS)
+PLAUSIBLE_END = dt.date(1970, 1, 1) + dt.timedelta(milliseconds=PLAUSIBLE_MAX_MS)
 
 
 def available_cpus() -> int:

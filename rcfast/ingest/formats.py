@@ -17,7 +17,15 @@ import pyarrow.compute as pc
 
 from rcfast.kernels import nojit
 from rcfast.kernels.nojit import fnv_hash_numpy
-from rcfast.schema import ALIASES, FIELDS, NORMALIZED_SCHEMA
+from rcfast.schema import (
+    ALIASES,
+    FIELDS,
+    NORMALIZED_SCHEMA,
+    TIME_FORMATS,
+    TS_MAX_MS,
+    TS_MIN_MS,
+    parse_time_strings,
+)
 
 from .sources import Detected, InputError
 
@@ -38,10 +46,6 @@ REJECTS: dict[int, tuple[str, str]] = {
     9: ("wrong_type", "text_len is not a whole number that fits 32 bits"),
 }
 
-#: Epoch ms a row may carry: the range of a nanosecond timestamp (pandas and most tools), as in
-#: the weekly step; outside it a value is no review time in any unit.
-TS_MIN_MS = -9_222_854_400_000  # 1677-09-27, the first Monday a ns timestamp holds
-TS_MAX_MS = 9_223_372_036_855
 _INT32_MAX = 2**31 - 1
 
 #: line-level reasons (the record never became a row)
@@ -451,13 +455,9 @@ def to_float(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     raise TypeError(f"cannot read {arr.type} as a number")
 
 
-def to_int(arr: pa.Array | _Multi) -> pa.Array:
-    """int64 helpful votes from ints, floats, "1,234" strings or a [helpful, total] list."""
-    return to_int_checked(arr)[0]
-
-
 def to_int_checked(arr: pa.Array | _Multi) -> tuple[pa.Array, np.ndarray]:
-    """As :func:`to_int`, and a mask of values that are present but no whole number that fits
+    """int64 counts (helpful votes, text lengths) from ints, floats, "1,234" strings or a
+    [helpful, total] list, and a mask of values that are present but no whole number that fits
     32 bits (text like "abc", 3e9, 1.5): quarantined, never silently 0 or wrapped around."""
     if isinstance(arr, _Multi):
         parts = [to_int_checked(a) for a in arr]
@@ -535,8 +535,8 @@ def to_bool(arr: pa.Array) -> pa.Array:
     raise TypeError(f"cannot read {arr.type} as a flag")
 
 
-_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d",
-                 "%m %d, %Y")
+# the weekly step's forms, and the 2014/2018 dumps' `reviewTime` ("09 18, 2004")
+_DATE_FORMATS = (*TIME_FORMATS, "%m %d, %Y")
 
 # |value| below this is taken as seconds by the "auto" unit: 1e11 s is the year 5138, 1e11 ms
 # is March 1973, before any online review.
@@ -604,11 +604,7 @@ def _timestamp_ms(arr: pa.Array, unit: str) -> tuple[pa.Array, np.ndarray, np.nd
         result, huge = _epoch_to_ms(out.cast(pa.float64()), unit)
         rest = pc.if_else(numeric, pa.scalar(None, pa.string()), trimmed)
         if rest.null_count < n:
-            parsed = [
-                pc.strptime(rest, format=fmt, unit="ms", error_is_null=True).cast(pa.int64())
-                for fmt in _DATE_FORMATS
-            ]
-            result = pc.coalesce(result, *parsed)
+            result = pc.coalesce(result, parse_time_strings(rest, _DATE_FORMATS))
         bad = pc.and_(pc.is_valid(trimmed), pc.is_null(result)).to_numpy(zero_copy_only=False)
         return result, bad & ~huge, huge
     raise TypeError(f"cannot read {t} as a timestamp")

@@ -832,18 +832,47 @@ def test_helper_process_matches_in_thread_inflate(tmp_path, damage):
     src.write_bytes(comp)
     for block in (1 << 16, 100_000, 1 << 20):
         got1, s1, got2, s2 = _frames_both_ways(src, "gzip", block)
-        data1 = b"".join(d for _, d, _ in got1)
+        data1 = b"".join(d for _, d, _, _ in got1)
         data2 = b"".join(d for _, d in got2)
         if damage == "corrupt":  # zlib loses the chunk it fails in; ISA-L's reader keeps more
             assert data1.startswith(data2)
         else:
             assert data1 == data2
         assert (s1.truncated, bool(s1.error)) == (s2.truncated, bool(s2.error))
-        for kind, d, nl in got1:
+        for kind, d, nl, release in got1:
             assert nl == -1  # the parent counts
+            assert release is None and isinstance(d, bytes)  # copies unless zero_copy
             if kind == 0:
                 assert d.endswith(b"\n")
-        assert [k for k, _, _ in got1][-1] == 1 and all(k == 0 for k, _, _ in got1[:-1])
+        assert [k for k, *_ in got1][-1] == 1 and all(k == 0 for k, *_ in got1[:-1])
+
+
+def test_shared_memory_slots_are_not_reused_while_a_block_is_referenced(tmp_path):
+    """Zero-copy blocks live in the helper's shared memory; a block whose view is still held
+    after its release keeps its slot (the helper gets another), so its bytes never change,
+    and a record longer than a slot still comes through whole."""
+    from rcfast.ingest._inflate import StreamState, iter_line_blocks_process
+
+    lines = [b'{"i": %d, "t": "%s"}\n' % (i, b"y" * (i % 301)) for i in range(60_000)]
+    lines[30_000] = b'{"long": "' + b"z" * 300_000 + b'"}\n'  # > the 64 KiB slots
+    raw = b"".join(lines)
+    src = tmp_path / "s.jsonl.gz"
+    src.write_bytes(gzip.compress(raw, compresslevel=1))
+    state = StreamState()
+    held, copies, shared = [], [], 0
+    for k, (_kind, data, _, release) in enumerate(
+            iter_line_blocks_process(str(src), "gzip", 1 << 16, state, zero_copy=True)):
+        copies.append(bytes(data))
+        if release is not None:
+            shared += 1
+            if k % 3 == 0:
+                held.append((len(copies) - 1, data))  # released below, but still referenced
+            release()
+        del data
+    assert shared > 20 and not state.truncated
+    assert b"".join(copies) == raw
+    for i, view in held:  # every block decoded after these did not overwrite them
+        assert bytes(view) == copies[i]
 
 
 def test_escaped_texts_many_blocks_threads_and_strict(tmp_path):

@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rcfast.ingest.pipeline import _order_and_duplicates, _product_rank
+from rcfast.ingest.pipeline import _argsort_stable, _order_and_duplicates, _product_rank
 
 _ids = st.sampled_from(["B0A", "B0B", "", "a", "ab", "B07XJ8C8F5", "B07XJ8C8F5X", "Ω",
                         "x" * 16, "x" * 17, "x" * 15, "x" * 15 + "\x00", "z" * 20, "é"])
@@ -116,3 +116,15 @@ def test_spill_raw_and_lz4_read_back_the_same(tmp_path):
     for p in range(parts):
         expect = table.filter(pa.array(part == p))
         assert got[False][p].equals(expect) and got[True][p].equals(expect)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-3, 3), max_size=200), st.integers(0, 2))
+def test_fast_stable_argsort_matches_numpy_stable(values, scale):
+    keys = np.array(values, dtype=np.int64) << np.int64(20 * scale)  # many ties, big keys
+    np.testing.assert_array_equal(_argsort_stable(keys), np.argsort(keys, kind="stable"))
+
+
+def test_fast_stable_argsort_on_a_large_array_with_ties():
+    keys = np.random.default_rng(1).integers(0, 5_000, 100_000).astype(np.int64)
+    np.testing.assert_array_equal(_argsort_stable(keys), np.argsort(keys, kind="stable"))

@@ -222,5 +222,14 @@ def test_package_bytecode_compiled_once(tmp_path, monkeypatch):
         pyc.unlink()
     assert bc.ensure_compiled() is True and pyc.exists()
     assert bc.ensure_compiled() is False  # up to date: nothing to do
+    # any module edited after its .pyc was written (an editable install) is compiled again
+    import rcfast.ingest.pipeline as pl
+
+    other = Path(importlib.util.cache_from_source(pl.__file__))
+    head = bytearray(other.read_bytes())
+    head[8:12] = b"\0\0\0\0"  # the source mtime it was compiled from: not this one
+    other.write_bytes(bytes(head))
+    assert bc.ensure_compiled() is True
+    assert bc.ensure_compiled() is False
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     assert bc.ensure_compiled() is False  # Python writes them itself

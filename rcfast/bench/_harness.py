@@ -41,6 +41,9 @@ def run_measured(name: str, code: str, env: dict[str, str] | None = None,
                  timeout: float | None = None) -> Measurement:
     """Run ``code`` in a fresh Python process; return its wall time and peak RSS."""
     full_env = dict(os.environ)
+    # what the rcfast commands set for themselves, given to every contender alike: none of them
+    # calls BLAS, and idle OpenBLAS threads spin on the same cores
+    full_env.setdefault("OPENBLAS_NUM_THREADS", "1")
     if env:
         full_env.update(env)
     t0 = time.perf_counter()

@@ -383,12 +383,13 @@ class Records:
     line_off: np.ndarray
 
     def raw(self, r: int) -> bytes:
-        return self.data[self.starts[r] : self.ends[r]]
+        # a copy: the block's memory is reused once the block is done
+        return bytes(self.data[self.starts[r] : self.ends[r]])
 
     def chunk(self, ids: np.ndarray) -> bytes:
         """The records ``ids`` as one newline-separated byte string."""
         if ids.size and ids[-1] - ids[0] == ids.size - 1:  # contiguous: one slice, no copy loop
-            return self.data[self.starts[ids[0]] : self.ends[ids[-1]]]
+            return bytes(self.data[self.starts[ids[0]] : self.ends[ids[-1]]])
         return b"\n".join(self.raw(int(r)) for r in ids)
 
 
@@ -402,7 +403,10 @@ class BlockProcessor:
 
     # -- text blocks ------------------------------------------------------------------------
     def process_block(self, blk: RawBlock) -> BlockResult:
-        return self._raise_first_hit(self._process_block(blk))
+        try:
+            return self._raise_first_hit(self._process_block(blk))
+        finally:
+            blk.done()  # nothing made from the block refers to its bytes (they are copied)
 
     def _raise_first_hit(self, res: BlockResult) -> BlockResult:
         if res.strict_hits:
@@ -421,11 +425,12 @@ class BlockProcessor:
                              "partial last line: the compressed stream ends inside it", data)
             return res
         if plan.kind == "csv" and plan.csv_has_header and blk.seq == 0:
-            data, skipped = _drop_header(data)
+            data, skipped = _drop_header(bytes(data))
             first_line += skipped
         if plan.scan is not None and len(data) < 2**31 - 1:
             parts, recs = self._scan_parts(data, plan, res, first_line)
         else:
+            data = bytes(data)  # pyarrow's readers and the record split want bytes
             parts, recs = self._arrow_parts(data, plan, res, first_line)
         if not parts:
             return res
@@ -479,9 +484,12 @@ class BlockProcessor:
 
         scan_jsonl = get_scanner()
         spec = plan.scan
-        # always a read-only view of bytes: one Numba signature, loaded from the cache (a
-        # writable array would be a new signature and a 20 s compile in the middle of a run)
-        arr = np.frombuffer(data if isinstance(data, bytes) else bytes(data), dtype=np.uint8)
+        # always a read-only array (of bytes or of a read-only shared-memory view): one Numba
+        # signature, loaded from the cache (a writable array would be a new signature and a
+        # 20 s compile in the middle of a run)
+        arr = np.frombuffer(data, dtype=np.uint8)
+        if arr.flags.writeable:
+            arr = np.frombuffer(bytes(data), dtype=np.uint8)
         (n_ok, blank, rs, re_, li, status, ok_idx, present, iv, fv, th, soffs, sbytes,
          slot) = scan_jsonl(arr, *spec.args)
         res.blank += int(blank)
@@ -713,6 +721,24 @@ def _product_rank(dictionary: pa.Array) -> np.ndarray:
     return rank
 
 
+def _argsort_stable(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``, five times faster: numpy's SIMD quicksort, then the
+    (rare) runs of equal keys put back in index order."""
+    order = np.argsort(keys)
+    s = keys[order]
+    eq = s[1:] != s[:-1]
+    if not eq.all():
+        eq = ~eq
+        in_run = np.zeros(keys.size, dtype=np.bool_)
+        in_run[1:] |= eq
+        in_run[:-1] |= eq
+        pos = np.flatnonzero(in_run)
+        run = np.cumsum(np.concatenate([[True], ~eq]))[pos]
+        sub = order[pos]
+        order[pos] = sub[np.lexsort((sub, run))]
+    return order
+
+
 def _order_and_duplicates(table: pa.Table, keep_duplicates: bool
                           ) -> tuple[np.ndarray, np.ndarray | None]:
     """Row order (product_id bytes, timestamp, input order) and, in that order, the duplicates.
@@ -738,7 +764,7 @@ def _order_and_duplicates(table: pa.Table, keep_duplicates: bool
     if n and int(prank.max()) < (1 << 21) and int(ts.max()) - t0 < (1 << 42):
         packed = (prank << np.int64(42)) | (ts - np.int64(t0))
         if not several and bool(np.all(seq[1:] > seq[:-1])):
-            order = np.argsort(packed, kind="stable")  # rows already in input order
+            order = _argsort_stable(packed)  # rows already in input order
         else:
             order = np.lexsort((seq, files, packed) if several else (seq, packed))
     else:

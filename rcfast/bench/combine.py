@@ -181,7 +181,18 @@ def _error_line(stderr: str) -> str:
     return lines[-1] if lines else "?"
 
 
-def format_table(results: list[Measurement], rows: int, ref: str = "rcfast") -> str:
+def median_run(runs: list[Measurement]) -> Measurement:
+    """The run with the median time (the lower middle one of an even count); failed runs
+    count as slowest."""
+    def key(m: Measurement) -> float:
+        secs = m.result.get("seconds")
+        return secs if m.returncode == 0 and secs is not None else float("inf")
+
+    return sorted(runs, key=key)[(len(runs) - 1) // 2]
+
+
+def format_table(results: list[Measurement], rows: int, ref: str = "rcfast",
+                 spread: dict[str, tuple[float, float]] | None = None) -> str:
     base = {m.name: m for m in results}.get(ref)
     lines = [f"{'tool':<8} {'seconds':>8} {'CPU s':>6} {'rows/s':>12} {'peak RSS':>9} "
              f"{'time vs rcfast':>15}  status"]
@@ -196,6 +207,9 @@ def format_table(results: list[Measurement], rows: int, ref: str = "rcfast") -> 
         if ok and base is not None and base.result.get("seconds"):
             ratio = f"{secs / base.result['seconds']:.2f}x"
         status = "ok" if ok else "FAILED: " + _error_line(m.stderr_tail)[:90]
+        if ok and spread and m.name in spread:
+            lo, hi = spread[m.name]
+            status += f" (runs {lo:.2f}-{hi:.2f} s)"
         kid = m.result.get("children_peak_rss_bytes") or 0
         if ok and kid > 8 << 20:  # helper processes (rcfast's decompression helper)
             status += f" (+ helper process peak {kid / 2**20:,.0f} MB)"
@@ -217,12 +231,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run every tool on a damaged copy of the input")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of every tool, interleaved (each round starts with the next "
+                    "tool); the table shows each tool's median run and the range of its times "
+                    "(shared machines drift by 10-40 %% from minute to minute)")
     args = ap.parse_args(argv)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in tools if t not in TOOLS]
-    if unknown or args.rows < 1:
-        print(f"error: unknown tools {unknown}" if unknown else "error: --rows must be >= 1",
-              file=sys.stderr)
+    if unknown or args.rows < 1 or args.repeat < 1:
+        print(f"error: unknown tools {unknown}" if unknown else
+              "error: --rows and --repeat must be >= 1", file=sys.stderr)
         return 2
     if args.workdir:
         workdir = pathlib.Path(args.workdir)
@@ -236,19 +254,32 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"rows": args.rows, "input": str(src), "input_bytes": src.stat().st_size,
                     "cpus": os.cpu_count(), "runs": {}}
     with tempfile.TemporaryDirectory(prefix="rcfast-bench-combine-") as tmp:
-        results = []
-        for tool in tools:
-            m = run_tool(tool, src, pathlib.Path(tmp) / tool, args.workers or 0, args.timeout)
-            results.append(m)
-            report["runs"][tool] = {"seconds": m.result.get("seconds"), "wall_s": m.wall_s,
-                                    "cpu_s": m.result.get("cpu_s"),
-                                    "children_peak_rss_bytes":
-                                        m.result.get("children_peak_rss_bytes"),
-                                    "peak_rss_bytes": m.peak_rss_bytes,
-                                    "returncode": m.returncode, "rows": m.result.get("rows")}
+        runs: dict[str, list[Measurement]] = {t: [] for t in tools}
+        for r in range(args.repeat):
+            for tool in tools[r % len(tools):] + tools[: r % len(tools)]:
+                runs[tool].append(run_tool(tool, src, pathlib.Path(tmp) / tool,
+                                           args.workers or 0, args.timeout))
+        results = [median_run(runs[t]) for t in tools]
+        spread = None
+        if args.repeat > 1:
+            spread = {}
+            for t in tools:
+                secs = [m.result["seconds"] for m in runs[t]
+                        if m.returncode == 0 and m.result.get("seconds") is not None]
+                if secs:
+                    spread[t] = (min(secs), max(secs))
+        for m in results:
+            report["runs"][m.name] = {
+                "seconds": m.result.get("seconds"), "wall_s": m.wall_s,
+                "cpu_s": m.result.get("cpu_s"),
+                "children_peak_rss_bytes": m.result.get("children_peak_rss_bytes"),
+                "peak_rss_bytes": m.peak_rss_bytes, "returncode": m.returncode,
+                "rows": m.result.get("rows"),
+                "all_seconds": [x.result.get("seconds") for x in runs[m.name]]}
         print(f"{args.rows:,} rows, {src.stat().st_size / 2**20:,.0f} MB gzip JSONL, "
-              f"{os.cpu_count()} CPUs")
-        print(format_table(results, args.rows))
+              f"{os.cpu_count()} CPUs" + (f", median of {args.repeat} interleaved rounds"
+                                         if args.repeat > 1 else ""))
+        print(format_table(results, args.rows, spread=spread))
         if args.malformed:
             bad = pathlib.Path(tmp) / "Damaged.jsonl.gz"
             info = make_malformed(src, bad)

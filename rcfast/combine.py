@@ -303,6 +303,15 @@ def _inflight(workers: int) -> int:
     return workers + 2
 
 
+def _slot_share(workers: int, n_files: int) -> int:
+    """Shared-memory slots for the parent's blocks of one file (beyond the helper's prefetch):
+    all blocks in flight when one file is read, a fair share of them when several are read at
+    once (then helpers x slots, not helpers x blocks in flight, bounds the shared memory; a
+    file that has more blocks in flight gets them through its helper's pipe)."""
+    readers = max(1, min(n_files, workers))
+    return -(-_inflight(workers) // readers) + 1
+
+
 def _start_helpers(paths: list[str], fmt: str | None, workers: int, block_bytes: int
                    ) -> dict[int, Any]:
     """Start the decompression helpers of the files read first (one reader per worker), before
@@ -321,7 +330,8 @@ def _start_helpers(paths: list[str], fmt: str | None, workers: int, block_bytes:
         except OSError:
             continue  # reported by the format detection below
         if comp is not None:
-            helpers[i] = start_helper(p, comp, block_bytes, parent_blocks=_inflight(workers) + 1)
+            helpers[i] = start_helper(p, comp, block_bytes,
+                                      parent_blocks=_slot_share(workers, len(paths)))
     return helpers
 
 
@@ -443,7 +453,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
             state = StreamState()
             for blk in iter_blocks(det.path, i, det.compression, block_bytes, state, on_bytes,
                                    quoted=plan.kind == "csv", helper=helpers.pop(i, None),
-                                   parent_blocks=_inflight(workers) + 1):
+                                   parent_blocks=_slot_share(workers, len(paths))):
                 if stop.is_set():
                     return
                 submit(lambda b=blk: proc.process_block(b))

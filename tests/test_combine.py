@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import os
 import pathlib
 import socket
 
@@ -875,6 +876,26 @@ def test_shared_memory_slots_are_not_reused_while_a_block_is_referenced(tmp_path
         assert bytes(view) == copies[i]
 
 
+def test_a_caller_that_keeps_every_block_does_not_stall_the_helper(tmp_path):
+    """Blocks that are never released keep their slots; once the helper has none left it
+    sends through its pipe instead of waiting for one (which would wait forever)."""
+    from rcfast.ingest._inflate import StreamState, iter_line_blocks_process, start_helper
+
+    raw = b"".join(b'{"i": %d, "t": "%s"}\n' % (i, b"q" * (i % 199)) for i in range(40_000))
+    src = tmp_path / "k.jsonl.gz"
+    src.write_bytes(gzip.compress(raw, compresslevel=1))
+    proc = start_helper(str(src), "gzip", 1 << 16, parent_blocks=2)
+    assert proc.rcfast_slots is not None and proc.rcfast_slots.n == 6
+    kept = list(iter_line_blocks_process(str(src), "gzip", 1 << 16, StreamState(), proc=proc,
+                                         zero_copy=True))
+    assert b"".join(bytes(d) for _, d, _, _ in kept) == raw
+    in_slots = sum(r is not None for *_, r in kept)
+    assert in_slots == 6 and len(kept) > 12  # the rest came through the pipe
+    for *_, release in kept:
+        if release is not None:
+            release()
+
+
 def test_escaped_texts_many_blocks_threads_and_strict(tmp_path):
     """Texts with escapes go through the scanner's scratch buffer, in many blocks and threads,
     and --strict stops in a later block. (The scratch buffer used to be freed right after it
@@ -902,3 +923,41 @@ def test_escaped_texts_many_blocks_threads_and_strict(tmp_path):
     assert r.returncode == 2, r.stderr[-500:]
     assert ":30001:" in r.stderr
     assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd") or not hasattr(os, "memfd_create"),
+                    reason="Linux only")
+def test_each_helper_holds_only_its_own_shared_memory(tmp_path):
+    """The memfd goes to its own helper only (pass_fds), not to one started meanwhile."""
+    import threading
+
+    from rcfast.ingest._inflate import start_helper, stop_helper
+
+    src = tmp_path / "m.jsonl.gz"
+    src.write_bytes(gzip.compress(b'{"i": 1}\n' * 200_000))
+    procs, lock = [], threading.Lock()
+
+    def start():
+        p = start_helper(str(src), "gzip", 1 << 16)
+        with lock:
+            procs.append(p)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        for p in procs:
+            fds = os.listdir(f"/proc/{p.pid}/fd")
+            memfds = []
+            for fd in fds:
+                try:
+                    if "rcfast-inflate" in os.readlink(f"/proc/{p.pid}/fd/{fd}"):
+                        memfds.append(fd)
+                except OSError:
+                    pass
+            assert len(memfds) == 1, (p.pid, memfds)
+    finally:
+        for p in procs:
+            stop_helper(p)

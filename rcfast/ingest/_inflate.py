@@ -208,7 +208,13 @@ class _QueuedWriter:
 
 
 class _HelperSlots:
-    """The helper's side of the shared-memory slots: which are free, and their mappings."""
+    """The helper's side of the shared-memory slots: which are free, and their mappings.
+
+    The helper never waits for a slot: when the parent holds them all (its workers are behind,
+    or a caller keeps blocks), the next block goes through the pipe as before, and the writer
+    queue's depth bounds how far ahead the helper decodes. So a fixed, small number of slots
+    per helper bounds the shared memory, and nothing the parent does can stall the helper.
+    """
 
     def __init__(self, fd: int, slot_size: int, n: int, release_fd: int) -> None:
         import mmap
@@ -219,21 +225,31 @@ class _HelperSlots:
         self.free = list(range(n))
         self.maps: dict[int, object] = {}
         self.release_fd = release_fd
+        os.set_blocking(release_fd, False)
         self._partial = b""
 
-    def acquire(self):
-        """``(index, writable mapping)`` of a free slot; waits for the parent to return one."""
-        while not self.free:
-            data = os.read(self.release_fd, 1 << 12)
-            if not data:
-                raise BrokenPipeError("the parent closed the slot channel")
+    def _drain(self) -> None:
+        """Take the indices the parent has returned so far (without waiting)."""
+        while True:
+            try:
+                data = os.read(self.release_fd, 1 << 12)
+            except BlockingIOError:
+                return
+            if not data:  # the parent closed the channel: no more returns
+                return
             data = self._partial + data
             k = len(data) - len(data) % RELEASE.size
             self.free.extend(i for (i,) in RELEASE.iter_unpack(data[:k]))
             self._partial = data[k:]
-        i = self.free.pop()
+
+    def try_acquire(self):
+        """``(index, writable mapping)`` of a free slot, or None when the parent holds all."""
+        self._drain()
+        if not self.free:
+            return None
+        i = self.free.pop()  # the most recently returned: its pages are warm
         mm = self.maps.get(i)
-        if mm is None:  # the parent grows the memfd before it hands out a new index
+        if mm is None:
             mm = self.maps[i] = self._mmap.mmap(self.fd, self.size, offset=i * self.size)
         return i, mm
 
@@ -250,10 +266,8 @@ def _child_gzip_isal(path: str, block_size: int, out: _QueuedWriter,
     file costs a second pass, the common one no copies.
     """
     state = StreamState()
-    if slots is not None:
-        slot, buf = slots.acquire()
-    else:
-        slot, buf = -1, bytearray(block_size)
+    got = slots.try_acquire() if slots is not None else None
+    slot, buf = got if got is not None else (-1, bytearray(block_size))
     filled = 0  # bytes of buf holding data not yet sent
     decoded = 0  # bytes decoded so far (sent or in buf)
     sent_in = 0  # compressed bytes reported so far
@@ -280,10 +294,8 @@ def _child_gzip_isal(path: str, block_size: int, out: _QueuedWriter,
             out.write(HEADER.pack(K_BLOCK, consumed, cut + 1, -1, slot))
         else:  # queued as is: buf is replaced, not reused, after this
             out.write(HEADER.pack(K_BLOCK, consumed, cut + 1, -1, -1), memoryview(buf)[: cut + 1])
-        if slots is not None and len(rest) < slots.size:
-            slot, buf = slots.acquire()
-        else:
-            slot, buf = -1, bytearray(max(block_size, 2 * len(rest)))
+        got = slots.try_acquire() if slots is not None and len(rest) < slots.size else None
+        slot, buf = got if got is not None else (-1, bytearray(max(block_size, 2 * len(rest))))
         buf[: len(rest)] = rest
         filled = len(rest)
         return 0
@@ -291,17 +303,21 @@ def _child_gzip_isal(path: str, block_size: int, out: _QueuedWriter,
     pending = 0
     with open(path, "rb") as f:
         reader = _isal_zlib._GzipReader(f, READ_CHUNK)
-        try:
-            while True:
+        broken = False
+        while True:
+            try:
                 n = reader.readinto(memoryview(buf)[filled:])
-                pos = f.tell()
-                pending += pos - sent_in
-                sent_in = pos
-                if not n:
-                    break
-                decoded += n
-                pending = take(n, pending)
-        except Exception:  # noqa: BLE001 - truncated/corrupt: decode again, keeping the tail
+            except Exception:  # noqa: BLE001 - truncated/corrupt: decoded again below
+                broken = True
+                break
+            pos = f.tell()
+            pending += pos - sent_in
+            sent_in = pos
+            if not n:
+                break
+            decoded += n
+            pending = take(n, pending)
+        if broken:  # decode again, keeping every byte before the break
             skip = decoded
             for piece in iter_decompressed(path, "gzip", state, None):
                 if skip >= len(piece):
@@ -380,8 +396,8 @@ def _read_exact(f, n: int) -> bytes:
 
 #: blocks a helper may decode ahead of the parent (its memory: about depth x block size)
 PREFETCH_BLOCKS = 3
-#: shared-memory slots beyond the prefetch, by default: the blocks the parent holds (queued and
-#: in flight in its workers, the one being cut) before it returns them
+#: shared-memory slots beyond the prefetch, by default: the blocks the parent is expected to
+#: hold (queued and in flight in its workers, the one being cut); beyond them, the pipe
 SLOTS_IN_PARENT = 8
 
 
@@ -410,7 +426,6 @@ class _SharedSlots:
             os.ftruncate(fd, size * n)
         except OSError:
             return None
-        os.set_inheritable(fd, True)
         return cls(fd, size, n)
 
     def view(self, slot: int, n: int):
@@ -441,16 +456,9 @@ class _SharedSlots:
                 freed.append(slot)
             except BufferError:
                 still.append((slot, mm))
+        # a slot whose block is still referenced (say, by an exception's traceback) waits here;
+        # the helper does not wait for it: it sends through the pipe while it has no slot
         self._waiting = still
-        if len(still) > self.n // 2:
-            # references that outlive their blocks (an exception's traceback holding a frame):
-            # a new slot keeps the helper going; the old one returns if they are ever dropped
-            try:
-                os.ftruncate(self.fd, self.size * (self.n + 1))
-                freed.append(self.n)
-                self.n += 1
-            except OSError:
-                pass
         if freed and self.release_fd >= 0:
             try:
                 os.write(self.release_fd, b"".join(RELEASE.pack(i) for i in freed))
@@ -469,8 +477,10 @@ def start_helper(path: str, comp: str, block_size: int, depth: int = PREFETCH_BL
                  parent_blocks: int = SLOTS_IN_PARENT, shared: bool = True):
     """Start the decompression helper for ``path`` (it begins decoding at once).
 
-    With ``shared``, blocks travel in shared memory: ``depth`` + 1 + ``parent_blocks`` slots,
-    so the helper decodes at most that far ahead of the blocks the parent is done with.
+    With ``shared`` (gzip on Linux), blocks travel in ``depth`` + 1 + ``parent_blocks``
+    shared-memory slots (their pages are the helper's whole lookahead and the parent's blocks
+    in flight); while the parent holds them all, blocks go through the pipe instead, at most
+    ``depth`` queued.
     """
     import subprocess
 
@@ -485,14 +495,13 @@ def start_helper(path: str, comp: str, block_size: int, depth: int = PREFETCH_BL
         stdin=subprocess.PIPE if slots is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         bufsize=1 << 16,
-        # posix_spawn (vfork) instead of fork: no copy of the parent's page tables, and the
-        # helper's peak RSS is its own (a forked child counts the parent's pages until exec).
-        # Python opens its files close-on-exec, so nothing else leaks into the helper; the
-        # memfd is inheritable on purpose.
-        close_fds=False,
+        # Only the memfd is passed (not, say, another helper's memfd or a spill file opened
+        # by another thread meanwhile). Python spawns with vfork here: no copy of the
+        # parent's page tables, and the helper's peak RSS is its own.
+        close_fds=True,
+        pass_fds=(slots.fd,) if slots is not None else (),
     )
     if slots is not None:
-        os.set_inheritable(slots.fd, False)
         slots.release_fd = proc.stdin.fileno()
     proc.rcfast_slots = slots
     return proc

@@ -340,8 +340,10 @@ def iter_blocks(
 
     When the stream is truncated, the unterminated tail is yielded as a last block with
     ``seq = -1`` so that the caller can quarantine it as a partial line. Compressed line-based
-    input is decompressed and cut in a helper process (``INFLATE_IN_PROCESS``); the caller
-    holds at most ``parent_blocks`` blocks at a time (it sizes the helper's shared memory).
+    input is decompressed and cut in a helper process (``INFLATE_IN_PROCESS``), whose blocks
+    may live in shared memory: call each block's :meth:`RawBlock.done` when finished with it
+    (a block kept without it keeps its slot; the helper then sends through its pipe). About
+    ``parent_blocks`` blocks held at a time are served from shared memory.
     """
     if helper is not None and (quoted or comp is None):
         from ._inflate import stop_helper

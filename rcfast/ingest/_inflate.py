@@ -13,9 +13,12 @@ here would cost more than it saves), and it decodes a few blocks ahead (``_Queue
 Shared memory (Linux): the parent hands the helper a ``memfd`` cut into slots of about one block;
 ISA-L decodes straight into a slot and only a header crosses the pipe. Through a pipe every
 block was copied twice more (into the pipe, out of it into a fresh ``bytes`` the kernel had to
-zero first): ~10 % of the CPU time of a run. The parent returns a slot by writing its index
-(``<q``) to the helper's stdin once nothing refers to the block any more (it unmaps it first:
-an unmap that fails means a reference is still alive, and the slot waits).
+zero first): ~10 % of the CPU time of a run. On the helper's stdin the parent acknowledges each
+slot block's header as it reads it (``<q`` -1: the helper keeps at most ``depth`` unread, as a
+pipe would) and returns a slot (its index) once nothing refers to the block any more (it
+unmaps it first: an unmap that fails means a reference is still alive, and the slot waits).
+While the parent holds every slot, blocks travel through the pipe instead (see
+:class:`_HelperSlots`).
 
 Protocol on the helper's stdout: frames of a 40-byte header ``<qqqqq`` = (kind, compressed bytes
 read since the last frame, payload length, -1, slot) followed by the payload, unless ``slot``
@@ -42,7 +45,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 READ_CHUNK = 1 << 20  # compressed bytes per read; also the progress-bar granularity
 HEADER = struct.Struct("<qqqqq")
-RELEASE = struct.Struct("<q")
+RELEASE = struct.Struct("<q")  #: parent -> helper: a returned slot's index, or -1: a header read
+_ACK = RELEASE.pack(-1)
 K_BLOCK, K_REST, K_ERROR, K_END = 0, 1, 2, 3
 
 
@@ -210,13 +214,15 @@ class _QueuedWriter:
 class _HelperSlots:
     """The helper's side of the shared-memory slots: which are free, and their mappings.
 
-    The helper never waits for a slot: when the parent holds them all (its workers are behind,
-    or a caller keeps blocks), the next block goes through the pipe as before, and the writer
-    queue's depth bounds how far ahead the helper decodes. So a fixed, small number of slots
-    per helper bounds the shared memory, and nothing the parent does can stall the helper.
+    The parent acknowledges each slot block as it reads its header (``-1`` on the channel)
+    and returns the slot when done with the block (its index). The helper keeps at most
+    ``depth`` slot blocks unacknowledged, as a pipe would hold ``depth`` blocks: that bounds
+    how far ahead it decodes. It never waits for a free slot: while the parent holds them all
+    (its workers are behind, or a caller keeps blocks), blocks go through the pipe, as before.
+    So the shared memory per helper stays small and nothing the parent holds can stall it.
     """
 
-    def __init__(self, fd: int, slot_size: int, n: int, release_fd: int) -> None:
+    def __init__(self, fd: int, slot_size: int, n: int, channel: int, depth: int) -> None:
         import mmap
 
         self._mmap = mmap
@@ -224,27 +230,44 @@ class _HelperSlots:
         self.size = slot_size
         self.free = list(range(n))
         self.maps: dict[int, object] = {}
-        self.release_fd = release_fd
-        os.set_blocking(release_fd, False)
+        self.channel = channel
+        self.depth = max(1, depth)
+        self.unacked = 0  #: slot blocks sent whose header the parent has not read yet
+        self.closed = False  #: the parent closed the channel
+        os.set_blocking(channel, False)
         self._partial = b""
 
     def _drain(self) -> None:
-        """Take the indices the parent has returned so far (without waiting)."""
-        while True:
+        """Take the acknowledgements and returned slots sent so far (without waiting)."""
+        while not self.closed:
             try:
-                data = os.read(self.release_fd, 1 << 12)
+                data = os.read(self.channel, 1 << 12)
             except BlockingIOError:
                 return
-            if not data:  # the parent closed the channel: no more returns
+            if not data:
+                self.closed = True
                 return
             data = self._partial + data
             k = len(data) - len(data) % RELEASE.size
-            self.free.extend(i for (i,) in RELEASE.iter_unpack(data[:k]))
+            for (i,) in RELEASE.iter_unpack(data[:k]):
+                if i < 0:
+                    self.unacked -= 1
+                else:
+                    self.free.append(i)
             self._partial = data[k:]
 
+    def sent(self) -> None:
+        self.unacked += 1
+
     def try_acquire(self):
-        """``(index, writable mapping)`` of a free slot, or None when the parent holds all."""
+        """``(index, writable mapping)`` of a free slot, or None when the parent holds all;
+        first waits while ``depth`` slot blocks are unacknowledged."""
+        import select
+
         self._drain()
+        while self.unacked >= self.depth and not self.closed:
+            select.select([self.channel], [], [])
+            self._drain()
         if not self.free:
             return None
         i = self.free.pop()  # the most recently returned: its pages are warm
@@ -292,6 +315,7 @@ def _child_gzip_isal(path: str, block_size: int, out: _QueuedWriter,
         rest = buf[cut + 1 : filled]  # a copy: the block's bytes are the parent's from now on
         if slot >= 0:
             out.write(HEADER.pack(K_BLOCK, consumed, cut + 1, -1, slot))
+            slots.sent()
         else:  # queued as is: buf is replaced, not reused, after this
             out.write(HEADER.pack(K_BLOCK, consumed, cut + 1, -1, -1), memoryview(buf)[: cut + 1])
         got = slots.try_acquire() if slots is not None and len(rest) < slots.size else None
@@ -341,7 +365,8 @@ def _child_main(argv: list[str]) -> int:
     depth = int(argv[3]) if len(argv) > 3 else 1
     slots = None
     if len(argv) > 5:  # shared memory: memfd number, slot size and count; returns on stdin
-        slots = _HelperSlots(int(argv[4]), int(argv[5]), int(argv[6]), sys.stdin.fileno())
+        slots = _HelperSlots(int(argv[4]), int(argv[5]), int(argv[6]), sys.stdin.fileno(),
+                             depth)
     out = _QueuedWriter(sys.stdout.fileno(), depth)
     consumed = 0
 
@@ -438,6 +463,14 @@ class _SharedSlots:
         mm = mmap.mmap(self.fd, self.size, flags=flags, prot=mmap.PROT_READ,
                        offset=slot * self.size)
         return memoryview(mm)[:n], lambda: self._release(slot, mm)
+
+    def ack(self) -> None:
+        """Tell the helper a slot block's header was read (it bounds its lookahead by these)."""
+        if self.release_fd >= 0:
+            try:
+                os.write(self.release_fd, _ACK)
+            except OSError:  # the helper has ended
+                self.release_fd = -1
 
     def _release(self, slot: int, mm) -> None:
         with self._lock:
@@ -564,6 +597,7 @@ def iter_line_blocks_process(
                 break
             release = None
             if slot >= 0:
+                slots.ack()
                 data, release = slots.view(slot, n)
                 if not zero_copy:
                     view, data = data, bytes(data)

@@ -517,6 +517,10 @@ def panel_duckdb(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
                   if opts.until_week is not None else "")
     con = duckdb.connect()
     try:
+        # DuckDB (2.0.1) takes the Parquet min/max statistics, which leave NaN out, as proof
+        # that a column holds no NaN, and folds isnan(rating) to false: a NaN rating then
+        # counted as out of range instead of null. Without that optimizer it is evaluated.
+        con.execute("SET disabled_optimizers = 'statistics_propagation'")
         quoted = "'" + path.replace("'", "''") + "'"
         con.execute(f"""
         CREATE TEMP VIEW cls AS

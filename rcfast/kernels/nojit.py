@@ -23,7 +23,8 @@ KIND_TEXT = 5  #: string → code-point length (ival) and text hash (of its UTF-
 
 
 def mix64_array(h: np.ndarray) -> np.ndarray:
-    """The murmur3 finalizer of ``strings._mix64`` over a uint64 array, in place (no JIT)."""
+    """The murmur3 finalizer over a uint64 array, in place (no JIT); ``strings._mix64`` is this
+    function compiled for scalars."""
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)
     h ^= h >> np.uint64(33)

@@ -16,17 +16,12 @@ from numba import get_num_threads, njit, prange
 
 from rcfast.kernels.nojit import FNV_OFFSET as _FNV_OFFSET
 from rcfast.kernels.nojit import FNV_PRIME as _FNV_PRIME
+from rcfast.kernels.nojit import mix64_array
 
 
-@njit(inline="always")
-def _mix64(h):
-    # murmur3 finalizer: FNV alone leaves low-entropy high bits, which pick the bucket.
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
+# murmur3 finalizer: FNV alone leaves low-entropy high bits, which pick the bucket. One body
+# for both: numpy over arrays (nojit, for the Numba-free ingest path), compiled for scalars here.
+_mix64 = njit(inline="always")(mix64_array)
 
 
 @njit(inline="always")

@@ -14,6 +14,7 @@ import orjson
 
 from ._inflate import (
     K_BLOCK,
+    SLOTS_IN_PARENT,
     StreamState,
     iter_decompressed,
     iter_line_blocks,
@@ -334,7 +335,7 @@ def iter_blocks(
     on_bytes: Callable[[int], None] | None = None,
     quoted: bool = False,
     helper=None,
-    parent_blocks: int = 8,
+    parent_blocks: int = SLOTS_IN_PARENT,
 ) -> Iterator[RawBlock]:
     """Cut the decompressed stream into blocks of whole records of about ``block_size`` bytes.
 

@@ -128,3 +128,15 @@ def test_fast_stable_argsort_matches_numpy_stable(values, scale):
 def test_fast_stable_argsort_on_a_large_array_with_ties():
     keys = np.random.default_rng(1).integers(0, 5_000, 100_000).astype(np.int64)
     np.testing.assert_array_equal(_argsort_stable(keys), np.argsort(keys, kind="stable"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2, 2), st.integers(0, 3), st.integers(0, 1)),
+                max_size=200))
+def test_fast_stable_argsort_with_tie_breakers_matches_lexsort(rows):
+    keys = np.array([r[0] for r in rows], dtype=np.int64)
+    seq = np.array([r[1] for r in rows], dtype=np.int64)
+    files = np.array([r[2] for r in rows], dtype=np.int32)
+    np.testing.assert_array_equal(_argsort_stable(keys, (seq,)), np.lexsort((seq, keys)))
+    np.testing.assert_array_equal(_argsort_stable(keys, (seq, files)),
+                                  np.lexsort((seq, files, keys)))

@@ -713,8 +713,8 @@ def _product_rank(dictionary: pa.Array) -> np.ndarray:
         width = np.arange(16, dtype=np.int64)
         pos = np.minimum(offsets[:-1, None] + width, data.size - 1)
         mat = np.where(width < lens[:, None], data[pos], 0).astype(np.uint8)
-        words = mat.view(">u8")
-        order = np.lexsort((lens, words[:, 1], words[:, 0]))
+        words = mat.view(">u8").astype(np.uint64)  # native order: the SIMD sort's
+        order = _argsort_stable(words[:, 0], (lens, words[:, 1]))
     else:
         order = pc.sort_indices(dictionary).to_numpy()
     rank[order] = np.arange(d, dtype=np.int64)

@@ -1,5 +1,5 @@
 """Start-up of the command-line tools: byte-compile rcfast's own modules once (as ``pip install``
-does for a regular install), and tune glibc's malloc for their batch-sized arrays.
+does for a regular install), and tune glibc's malloc for weekly's batch-sized arrays.
 
 Where ``PYTHONDONTWRITEBYTECODE`` is set (some clusters and containers set it), Python never
 writes the ``.pyc`` files, so every run of a CLI compiled rcfast's modules from source again:
@@ -59,11 +59,11 @@ def _stale(py: Path) -> bool:
 def tune_malloc() -> bool:
     """Keep glibc from handing every freed array of 128 kB..32 MB back to the kernel.
 
-    glibc serves such arrays with mmap and returns them with munmap; each batch's (weekly) or
-    block's (combine) arrays then come back as fresh pages, one page fault and a zeroed page
-    per 4 kB (about 0.4 s of system time per 10M reviews in weekly). A fixed 32 MB threshold
-    serves them from the heap, which is reused. Only the CLIs' own processes are tuned; a
-    user's MALLOC_MMAP_THRESHOLD_ wins. Returns whether set.
+    glibc serves such arrays with mmap and returns them with munmap; each of weekly's batches
+    then gets fresh pages, one page fault and a zeroed page per 4 kB (about 0.4 s of system
+    time per 10M reviews). A fixed 32 MB threshold serves them from the heap, which is reused.
+    Only the weekly CLI's own process is tuned; a user's MALLOC_MMAP_THRESHOLD_ wins. Returns
+    whether set.
     """
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or not sys.platform.startswith("linux"):
         return False

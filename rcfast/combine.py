@@ -616,9 +616,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rcfast._bytecode import ensure_compiled, tune_malloc
+    from rcfast._bytecode import ensure_compiled
 
-    tune_malloc()  # as weekly: each block's arrays come from a reused heap, not fresh pages
+    # (weekly's tune_malloc is not used here: ~10 % fewer page faults, no measurable time,
+    # and the heap it keeps raised the 10M-row peak from 242 to 268 MB)
 
     ensure_compiled()  # once, where PYTHONDONTWRITEBYTECODE keeps Python from doing it
     hook = None

@@ -329,7 +329,7 @@ def test_many_read_batches_equal_reference(tmp_path, monkeypatch):
 def test_tune_malloc_respects_user_setting(monkeypatch):
     import sys as _sys
 
-    from rcfast._bytecode import tune_malloc
+    from rcfast.weekly import tune_malloc
 
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
     assert tune_malloc() is False

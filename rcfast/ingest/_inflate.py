@@ -6,9 +6,9 @@ body of the helper process ``python -m rcfast.ingest._inflate`` and must start i
 Why a helper process: ISA-L's inflate (``isal_zlib``, twice as fast as zlib) holds the GIL for
 the whole call, so in a thread it serializes with everything else that needs the GIL (building
 Arrow arrays, normalizing, spilling). In a process of its own it runs on its own core, and the
-parent only reads whole blocks from a pipe (``read`` releases the GIL). The helper also cuts the
-stream into blocks of whole lines (the parent counts their newlines with numpy; importing numpy
-here would cost more than it saves), and it decodes a few blocks ahead (``_QueuedWriter``).
+parent only reads whole blocks (``read`` releases the GIL). The helper also cuts the stream into
+blocks of whole lines (the parent counts their newlines with its compiled kernel; importing
+numpy here would cost more than it saves), and it decodes a few blocks ahead.
 
 Shared memory (Linux): the parent hands the helper a ``memfd`` cut into slots of about one block;
 ISA-L decodes straight into a slot and only a header crosses the pipe. Through a pipe every
@@ -507,18 +507,17 @@ class _SharedSlots:
 
 
 def start_helper(path: str, comp: str, block_size: int, depth: int = PREFETCH_BLOCKS,
-                 parent_blocks: int = SLOTS_IN_PARENT, shared: bool = True):
+                 parent_blocks: int = SLOTS_IN_PARENT):
     """Start the decompression helper for ``path`` (it begins decoding at once).
 
-    With ``shared`` (gzip on Linux), blocks travel in ``depth`` + 1 + ``parent_blocks``
+    For gzip on Linux, blocks travel in ``depth`` + 1 + ``parent_blocks``
     shared-memory slots (their pages are the helper's whole lookahead and the parent's blocks
     in flight); while the parent holds them all, blocks go through the pipe instead, at most
     ``depth`` queued.
     """
     import subprocess
 
-    slots = (_SharedSlots.create(block_size, depth + 1 + parent_blocks)
-             if shared and comp == "gzip" else None)
+    slots = _SharedSlots.create(block_size, depth + 1 + parent_blocks) if comp == "gzip" else None
     args = [sys.executable, "-m", "rcfast.ingest._inflate", path, comp, str(block_size),
             str(depth)]
     if slots is not None:

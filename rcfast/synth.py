@@ -7,9 +7,21 @@ What it imitates, and why each piece matters for the weekly panel:
   hold about half of all reviews, and the most popular products have tens of thousands
   (that skew is what makes per-product work unbalanced).
 * **Launch dates** are mostly 2012-2023 with a thin tail back to 1998; each product's review
-  intensity decays after launch (truncated exponential, with a slower second component), so
+  intensity rises over its first month and decays (see life cycles below), so
   products have long, gappy weekly histories. Reviews end at 2023-09-30 like the 2023 dump.
 * **Seasonality**: December and January peaks and a small day-of-week effect, by thinning.
+* **Popularity waves and launch ramps**: real products' review rates rise and fall with
+  promotions, competitors and fashions, by factors of two and more over a few months, and build
+  up over the first month after launch. Each product's log-intensity carries a smooth random
+  function of time (a Gaussian process approximated by random Fourier features, standard
+  deviation 0.3, length scale ~10 weeks) and is ramped by ``1 - exp(-age / ~1 month)``.
+* **Life cycles**: the decay after launch has a median scale of 90 days (lognormal per
+  product; 30 % of a product's reviews follow a 5x slower tail), so most products' reviews rise
+  and fade within months, as consumer goods' do. Generator version 2 had a 300-day median and
+  neither ramps nor waves: every product's rate was a slow smooth decay that a 12-week moving
+  average tracks almost perfectly, so no forecaster could show skill on it (not even the true
+  rate beat the moving averages by 10 % in RMSSE; see docs/training.md). The parameters come from a hash of the product index,
+  so they cost no memory and ``train/oracle_floor.py`` recomputes the exact expected counts.
 * **Ratings** are integers 1-5 from an ordered logit around a per-product quality: J-shaped,
   about 60 % five stars and 10 % one star, as on Amazon.
 * **Helpful votes** are 0 for ~72 % of reviews, Pareto-tailed otherwise; **verified** is ~88 %
@@ -53,7 +65,7 @@ __all__ = [
 ]
 
 #: Bump whenever the generated rows change for the same arguments (it keys the demo cache).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 #: Rows per internal RNG block. Part of the output's identity: changing it changes the data.
 BLOCK_ROWS = 1 << 17
@@ -76,6 +88,21 @@ _RATING_THRESHOLDS = np.array([-2.562, -1.960, -1.376, -0.538])
 # Review-intensity multipliers used for thinning; index 0 = January / Monday.
 _MONTH_WEIGHT = np.array([1.25, 1.0, 1.0, 1.0, 1.0, 1.0, 1.05, 1.0, 1.0, 1.0, 1.1, 1.45])
 _DOW_WEIGHT = np.array([1.08, 1.05, 1.02, 1.0, 0.95, 0.92, 0.98])
+
+#: Popularity waves: each product's log-intensity carries a smooth random function of time, a
+#: Gaussian process with a squared-exponential kernel approximated by _WAVE_TERMS random Fourier
+#: features (cosines of random frequency and phase), with this standard deviation ...
+_WAVE_SD = 0.3
+#: ... and a length scale drawn per product, lognormal around this median (days).
+_WAVE_LENGTH_DAYS = 70.0
+_WAVE_TERMS = 4
+#: Median scale (days) of the post-launch decay of a product's review rate (lognormal per
+#: product, sd 0.7 in log; 30 % of reviews follow a 5x slower tail): most products peak within
+#: a few months of launch and fade, as consumer goods do.
+_DECAY_DAYS = 90.0
+#: Reviews build up after launch as sales do: intensity x (1 - exp(-age / ramp)), the ramp
+#: lognormal per product around this median (days).
+_RAMP_DAYS = 30.0
 
 #: Amazon Reviews 2023 categories, weighted by their review counts (millions) in the dump.
 _CATEGORIES: tuple[tuple[str, float], ...] = (
@@ -125,6 +152,7 @@ class _Catalog:
     p_verified: np.ndarray  # float32
     category: np.ndarray  # uint8 index into _CATEGORIES
     user_key: np.uint64
+    dyn_key: np.uint64  # seeds the per-product wave and ramp parameters (see _dynamics)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -187,7 +215,7 @@ def _catalog(n_rows: int, seed: int, n_products: int) -> _Catalog:
         _Y2012_MS + (_LAUNCH_END_MS - _Y2012_MS) * np.sqrt(u),
         _Y2012_MS - (_Y2012_MS - _Y1998_MS) * u * u,
     ).astype(np.int64)
-    decay = rng.lognormal(np.log(300.0), 0.7, n).astype(np.float32)
+    decay = rng.lognormal(np.log(_DECAY_DAYS), 0.7, n).astype(np.float32)
     quality = rng.normal(0.0, 1.0, n).astype(np.float32)
     p_verified = np.where(rng.random(n) < 0.1, 0.6, 0.92).astype(np.float32)
     w = np.array([c[1] for c in _CATEGORIES])
@@ -205,7 +233,53 @@ def _catalog(n_rows: int, seed: int, n_products: int) -> _Catalog:
         p_verified=p_verified,
         category=category,
         user_key=np.uint64(int(rng.integers(0, 2**63))),
+        dyn_key=np.uint64(int(rng.integers(0, 2**63))),
     )
+
+
+@dataclass(frozen=True)
+class _Dynamics:
+    """Per-product time dynamics (one row per product index given to :func:`_dynamics`)."""
+
+    ramp_days: np.ndarray  # (n,) float64
+    omega: np.ndarray  # (n, _WAVE_TERMS) float64, rad/day
+    phase: np.ndarray  # (n, _WAVE_TERMS) float64
+
+    def log_wave(self, day: np.ndarray) -> np.ndarray:
+        """Log-multiplier of the intensity on ``day`` (days since 1970; any shape broadcasting
+        against (n, 1)), in [-2 A K, 0] with A = _WAVE_SD sqrt(2 / K): constant within a day."""
+        mid = np.asarray(day, dtype=np.float64) + 0.5
+        a = _WAVE_SD * np.sqrt(2.0 / _WAVE_TERMS)
+        col = (-1,) + (1,) * (mid.ndim - 1)
+        acc = np.zeros(np.broadcast_shapes(self.omega[:, 0].shape + (1,) * (mid.ndim - 1),
+                                           mid.shape))
+        for j in range(_WAVE_TERMS):
+            acc += np.cos(self.omega[:, j].reshape(col) * mid + self.phase[:, j].reshape(col))
+        return a * (acc - _WAVE_TERMS)
+
+
+def _hash_uniforms(prod: np.ndarray, key: np.uint64, m: int) -> np.ndarray:
+    """(n, m) uniforms in (0, 1) that depend only on (product index, key): no per-product
+    storage, so a 10^8-row catalog costs no extra memory and the oracle can recompute them."""
+    base = _splitmix64(prod.astype(np.uint64) ^ key)
+    out = np.empty((prod.size, m))
+    h = base
+    for j in range(m):
+        h = _splitmix64(h + np.uint64(j))
+        out[:, j] = ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    return out
+
+
+def _dynamics(cat: _Catalog, prod: np.ndarray) -> _Dynamics:
+    k = _WAVE_TERMS
+    u = _hash_uniforms(prod, cat.dyn_key, 2 * k + 4)
+    # Box-Muller: normals from pairs of uniforms
+    z = np.sqrt(-2.0 * np.log(u[:, 0::2])) * np.cos(2.0 * np.pi * u[:, 1::2])  # (n, k + 2)
+    ramp = _RAMP_DAYS * np.exp(0.5 * z[:, 0])
+    length = _WAVE_LENGTH_DAYS * np.exp(0.4 * z[:, 1])
+    omega = z[:, 2:] / length[:, None]
+    phase = 2.0 * np.pi * _hash_uniforms(prod, cat.dyn_key ^ np.uint64(0x5EA5), k)
+    return _Dynamics(ramp_days=ramp, omega=omega, phase=phase)
 
 
 _FIRST_DAY = _Y1998_MS // _MS_PER_DAY - 1
@@ -229,22 +303,30 @@ def _block(cat: _Catalog, seed: int, block: int, n: int, with_text: bool) -> dic
     launch = cat.launch_ms[prod]
     span_days = np.maximum((_END_MS - launch) / _MS_PER_DAY, 1e-3)
     scale = cat.decay_days[prod].astype(np.float64) * np.where(rng.random(n) < 0.3, 5.0, 1.0)
+    dyn = _dynamics(cat, prod)
     # Mass of the truncated exponential inside [launch, end], per row, reused across retries.
     mass = -np.expm1(-span_days / scale)
     weight = _day_weight()
     fmax = weight.max()
     ts = np.empty(n, dtype=np.int64)
     todo: np.ndarray | None = None  # None = all rows (saves the gathers in the first pass)
-    # Thinning: draw a post-launch age, keep it with probability ∝ season × weekday weight.
-    for attempt in range(32):
+    # Thinning: draw a post-launch age from the decay, keep it with probability
+    # season x weekday weight x launch ramp x wave (each <= 1). Every factor is bounded away
+    # from 0, so the rows left shrink geometrically; the cap is only a safety valve.
+    for attempt in range(1000):
         if todo is None:
-            s, m, l0 = scale, mass, launch
+            s, m, l0, ramp, sub = scale, mass, launch, dyn.ramp_days, dyn
         else:
             s, m, l0 = scale[todo], mass[todo], launch[todo]
+            ramp = dyn.ramp_days[todo]
+            sub = _Dynamics(ramp, dyn.omega[todo], dyn.phase[todo])
         age = -s * np.log1p(-rng.random(s.size) * m)
         t = np.minimum(l0 + (age * _MS_PER_DAY).astype(np.int64), _END_MS)
-        keep = rng.random(s.size, dtype=np.float32) * fmax < weight[t // _MS_PER_DAY - _FIRST_DAY]
-        if attempt == 31:
+        day = t // _MS_PER_DAY
+        p = weight[day - _FIRST_DAY] / fmax * -np.expm1(-age / ramp) \
+            * np.exp(sub.log_wave(day))
+        keep = rng.random(s.size) < p
+        if attempt == 999:
             keep[:] = True
         if todo is None:
             ts[:] = t

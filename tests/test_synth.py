@@ -193,3 +193,20 @@ def test_cli(tmp_path, capsys):
     assert synth.main(["-o", str(out), "--rows", "ten"]) == 2
     assert synth.main(["-o", str(out), "--rows", "10", "--seed", "-1"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_popularity_waves_are_smooth_random_functions():
+    cat = synth._catalog(1_200_000, 0, 100_000)
+    dyn = synth._dynamics(cat, np.arange(2_000))
+    days = np.arange(19_000, 19_000 + 3 * 365)
+    g = dyn.log_wave(days[None, :])                          # (products, days)
+    assert g.shape == (2_000, days.size) and g.max() <= 0
+    x = g - g.mean()
+    assert 0.2 < x.std() < 0.4, x.std()                     # sd ~ _WAVE_SD = 0.3
+    def corr(lag):
+        return float((x[:, :-lag] * x[:, lag:]).mean() / x.var())
+    assert corr(7) > 0.9 and corr(365) < 0.3                 # smooth in weeks, not in years
+    # a function of the product index only: the oracle recomputes the same parameters
+    again = synth._dynamics(cat, np.arange(2_000)[::-1])
+    np.testing.assert_array_equal(again.omega[::-1], dyn.omega)
+    assert np.median(dyn.ramp_days) == pytest.approx(synth._RAMP_DAYS, rel=0.15)

@@ -2,10 +2,13 @@
 
 ``rcfast.synth`` draws each review's product from a Zipf law and its time from a product-specific
 mixture of two truncated exponentials after launch (70 % decay scale d, 30 % scale 5d), thinned
-by month x weekday weights. So the expected number of reviews of catalog product k in week w is
+by month x weekday weights, a launch ramp and the product's popularity wave (``synth._dynamics``).
+So the expected number of reviews of catalog product k in week w is
 
-    lambda[k, w] = N * P(k) * sum_c share_c * (integral over w of f_c(t) weight(t)) / Z_c(k)
+    lambda[k, w] = N * P(k) * sum_c share_c * (integral over w of f_c(t) a_k(t)) / Z_c(k)
 
+where a_k is the acceptance probability of the thinning (weights x ramp x wave, the wave and the
+weights constant within a day, so the integral is exact per day)
 with no randomness left. A forecast equal to lambda is the best any model can do on average;
 this script scores it on the validation and test weeks with the evaluation's own code
 (:func:`rcfast.nn.metrics.evaluate`: same baselines, metrics and head subset), reading the
@@ -71,15 +74,24 @@ def expected_counts(panel, prods: np.ndarray, origin: int, horizon: int, n_rows:
     onehot = (h_of_day[:, None] == np.arange(horizon)[None, :]).astype(np.float64)
     launch = cat.launch_ms[ci].astype(np.float64) / msd
     decay = cat.decay_days[ci].astype(np.float64)
+    dyn = synth._dynamics(cat, ci)
     out = np.zeros((len(ci), horizon))
     for j in range(0, len(ci), chunk):
         sl = slice(j, j + chunk)
         lj, dj = launch[sl, None], decay[sl, None]
+        rj = dyn.ramp_days[sl, None]
+        sub = synth._Dynamics(dyn.ramp_days[sl], dyn.omega[sl], dyn.phase[sl])
+        wave = np.exp(sub.log_wave(days[None, :])) * w_all[None, :]
         lo = np.maximum(a[None, :], lj)
         hi = np.maximum(hi_day[None, :], lj)
+
+        def mass(s):  # integral of exp(-(t - launch) / s) over [lo, hi]
+            return s * (np.exp(-(lo - lj) / s) - np.exp(-(hi - lj) / s))
+
         for share, mult in SHARES:
             s = mult * dj
-            m = s * (np.exp(-(lo - lj) / s) - np.exp(-(hi - lj) / s)) * w_all[None, :]
+            # decay x ramp = exp(-age/s) - exp(-age/s'), s' = s r / (s + r)
+            m = (mass(s) - mass(s * rj / (s + rj))) * wave
             z = (m * in_data[None, :]).sum(1, keepdims=True)
             out[sl] += share * (m @ onehot) / z
     return out * n_rows * pk[:, None]

@@ -11,17 +11,18 @@ What it imitates, and why each piece matters for the weekly panel:
   products have long, gappy weekly histories. Reviews end at 2023-09-30 like the 2023 dump.
 * **Seasonality**: December and January peaks and a small day-of-week effect, by thinning.
 * **Popularity waves and launch ramps**: real products' review rates rise and fall with
-  promotions, competitors and fashions, by factors of two and more over a few months, and build
+  promotions, competitors and fashions, by tens of percent over a few months, and build
   up over the first month after launch. Each product's log-intensity carries a smooth random
   function of time (a Gaussian process approximated by random Fourier features, standard
-  deviation 0.3, length scale ~10 weeks) and is ramped by ``1 - exp(-age / ~1 month)``.
+  deviation 0.3, length scale ~10 weeks) and is ramped by ``1 - exp(-age / ~1 month)``. The
+  parameters come from a hash of the product index, so they cost no memory, and
+  ``train/oracle_floor.py`` recomputes the exact expected counts.
 * **Life cycles**: the decay after launch has a median scale of 90 days (lognormal per
   product; 30 % of a product's reviews follow a 5x slower tail), so most products' reviews rise
   and fade within months, as consumer goods' do. Generator version 2 had a 300-day median and
   neither ramps nor waves: every product's rate was a slow smooth decay that a 12-week moving
   average tracks almost perfectly, so no forecaster could show skill on it (not even the true
-  rate beat the moving averages by 10 % in RMSSE; see docs/training.md). The parameters come from a hash of the product index,
-  so they cost no memory and ``train/oracle_floor.py`` recomputes the exact expected counts.
+  rate beat the moving averages by 10 % in RMSSE; see docs/training.md).
 * **Ratings** are integers 1-5 from an ordered logit around a per-product quality: J-shaped,
   about 60 % five stars and 10 % one star, as on Amazon.
 * **Helpful votes** are 0 for ~72 % of reviews, Pareto-tailed otherwise; **verified** is ~88 %

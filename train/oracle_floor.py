@@ -85,7 +85,7 @@ def expected_counts(panel, prods: np.ndarray, origin: int, horizon: int, n_rows:
         lo = np.maximum(a[None, :], lj)
         hi = np.maximum(hi_day[None, :], lj)
 
-        def mass(s):  # integral of exp(-(t - launch) / s) over [lo, hi]
+        def mass(s, lo=lo, hi=hi, lj=lj):  # integral of exp(-(t - launch) / s) over [lo, hi]
             return s * (np.exp(-(lo - lj) / s) - np.exp(-(hi - lj) / s))
 
         for share, mult in SHARES:

@@ -252,11 +252,12 @@ class _Dynamics:
         mid = np.asarray(day, dtype=np.float64) + 0.5
         a = _WAVE_SD * np.sqrt(2.0 / _WAVE_TERMS)
         col = (-1,) + (1,) * (mid.ndim - 1)
-        acc = np.zeros(np.broadcast_shapes(self.omega[:, 0].shape + (1,) * (mid.ndim - 1),
-                                           mid.shape))
-        for j in range(_WAVE_TERMS):
-            acc += np.cos(self.omega[:, j].reshape(col) * mid + self.phase[:, j].reshape(col))
+        acc = sum(np.cos(self.omega[:, j].reshape(col) * mid + self.phase[:, j].reshape(col))
+                  for j in range(_WAVE_TERMS))
         return a * (acc - _WAVE_TERMS)
+
+    def take(self, idx: np.ndarray | slice) -> _Dynamics:
+        return _Dynamics(self.ramp_days[idx], self.omega[idx], self.phase[idx])
 
 
 def _hash_uniforms(prod: np.ndarray, key: np.uint64, m: int) -> np.ndarray:
@@ -316,15 +317,13 @@ def _block(cat: _Catalog, seed: int, block: int, n: int, with_text: bool) -> dic
     # from 0, so the rows left shrink geometrically; the cap is only a safety valve.
     for attempt in range(1000):
         if todo is None:
-            s, m, l0, ramp, sub = scale, mass, launch, dyn.ramp_days, dyn
+            s, m, l0, sub = scale, mass, launch, dyn
         else:
-            s, m, l0 = scale[todo], mass[todo], launch[todo]
-            ramp = dyn.ramp_days[todo]
-            sub = _Dynamics(ramp, dyn.omega[todo], dyn.phase[todo])
+            s, m, l0, sub = scale[todo], mass[todo], launch[todo], dyn.take(todo)
         age = -s * np.log1p(-rng.random(s.size) * m)
         t = np.minimum(l0 + (age * _MS_PER_DAY).astype(np.int64), _END_MS)
         day = t // _MS_PER_DAY
-        p = weight[day - _FIRST_DAY] / fmax * -np.expm1(-age / ramp) \
+        p = weight[day - _FIRST_DAY] / fmax * -np.expm1(-age / sub.ramp_days) \
             * np.exp(sub.log_wave(day))
         keep = rng.random(s.size) < p
         if attempt == 999:

@@ -1,3 +1,4 @@
+from rcfast._exit import exit_cli
 from rcfast.weekly import main
 
-raise SystemExit(main())
+exit_cli(main())

@@ -663,4 +663,6 @@ def _main(argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rcfast._exit import exit_cli
+
+    exit_cli(main())

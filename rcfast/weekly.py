@@ -638,4 +638,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rcfast._exit import exit_cli
+
+    exit_cli(main())

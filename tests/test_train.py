@@ -193,6 +193,14 @@ def test_sampler_bulk_deterministic_no_leakage(small_panel):
     cnt = np.bincount(p1.numpy(), minlength=panel.n_products)
     top, low = np.argsort(-busy)[:10], np.argsort(busy)[:50]
     assert cnt[top].mean() > cnt[low].mean()
+    # refit: the validation weeks join training, the test weeks stay out
+    r = make_split(panel.end_week, H, refit=True)
+    assert (r.test_origin, r.val_origin) == (split.test_origin, split.val_origin)
+    sr = OriginSampler(panel, context_length=L, horizon=H, last_origin=r.train_last_origin,
+                       seed=5)
+    o = torch.cat([sr.sample(k, 4096)[1] for k in range(4)])
+    assert int((o + H - 1).max()) == split.test_origin - 1
+    assert TrainConfig.from_dict({"refit": "true"}).refit is True
 
 
 def test_data_path_speedup(small_panel):

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- the panel, before any process group exists: bad input fails fast on every rank -----
     L, H = cfg.context_length, cfg.horizon
     panel = read_panel(args.panel, end_week=cfg.end_week or None, min_weeks=L + 3 * H)
-    split = make_split(panel.end_week, H)
+    split = make_split(panel.end_week, H, refit=cfg.refit)
     sampler = OriginSampler(panel, context_length=L, horizon=H,
                             last_origin=split.train_last_origin, min_history=cfg.min_history,
                             power=cfg.sample_power, seed=cfg.seed)

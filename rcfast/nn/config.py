@@ -33,6 +33,10 @@ class TrainConfig:
     head_min_reviews: int = 26
     """A product is in the evaluation's "head" with at least this many reviews in the 52 weeks
     before the forecast origin."""
+    refit: bool = False
+    """Train on the validation weeks too: training targets then end just before the test weeks
+    (the usual last step once a configuration has been chosen on validation). The validation
+    metrics the run logs are then in-sample, good for monitoring only."""
 
     # ---- model ------------------------------------------------------------------------------
     patch_len: int = 4

@@ -250,13 +250,16 @@ class Split:
     """Forecast origins of the temporal split (week indices)."""
     test_origin: int     #: test targets: test_origin ... end_week
     val_origin: int      #: validation targets: val_origin ... test_origin - 1
-    train_last_origin: int  #: training targets end at train_last_origin + H - 1 < val_origin
+    #: training targets end at train_last_origin + H - 1: before val_origin, or before
+    #: test_origin when refitting
+    train_last_origin: int
 
 
-def make_split(end_week: int, horizon: int) -> Split:
+def make_split(end_week: int, horizon: int, refit: bool = False) -> Split:
     test = end_week - horizon + 1
     val = test - horizon
-    return Split(test_origin=test, val_origin=val, train_last_origin=val - horizon)
+    return Split(test_origin=test, val_origin=val,
+                 train_last_origin=(test if refit else val) - horizon)
 
 
 class OriginSampler:

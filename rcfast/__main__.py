@@ -1,4 +1,4 @@
-from rcfast._exit import exit_cli
+from rcfast._cli import exit_cli
 from rcfast.weekly import main
 
 exit_cli(main())

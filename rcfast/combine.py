@@ -282,22 +282,6 @@ def combine(
             gc.enable()
 
 
-class _HidePandas:
-    """Import hook for the command line: ``import pandas`` fails while it is installed.
-
-    pyarrow imports pandas (~0.4 s of CPU, more than a third of rcfast's own start-up) the first
-    time it converts a numpy array or calls ``to_numpy``, only to check whether it was handed a
-    pandas object; ``python -m rcfast.combine`` never hands it one and never needs pandas.
-    ``main()`` installs this hook for the run when pandas is not imported yet; the library
-    function ``combine()`` leaves the import system alone.
-    """
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "pandas" or name.startswith("pandas."):
-            raise ImportError("pandas is not used by python -m rcfast.combine")
-        return None
-
-
 def _inflight(workers: int) -> int:
     """Blocks queued or being processed at a time (a reader holds one more while it waits)."""
     return workers + 2
@@ -622,15 +606,10 @@ def main(argv: list[str] | None = None) -> int:
     # and the heap it keeps raised the 10M-row peak from 242 to 268 MB)
 
     ensure_compiled()  # once, where PYTHONDONTWRITEBYTECODE keeps Python from doing it
-    hook = None
-    if "pandas" not in sys.modules:
-        hook = _HidePandas()
-        sys.meta_path.insert(0, hook)
-    try:
+    from rcfast._cli import without_pandas
+
+    with without_pandas():
         return _main(argv)
-    finally:
-        if hook is not None:
-            sys.meta_path.remove(hook)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -663,6 +642,6 @@ def _main(argv: list[str] | None) -> int:
 
 
 if __name__ == "__main__":
-    from rcfast._exit import exit_cli
+    from rcfast._cli import exit_cli
 
     exit_cli(main())

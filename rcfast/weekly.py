@@ -615,6 +615,7 @@ def tune_malloc() -> bool:
 def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     from rcfast._bytecode import ensure_compiled
+    from rcfast._cli import without_pandas
 
     ensure_compiled()  # once, where PYTHONDONTWRITEBYTECODE keeps Python from doing it
     parser = build_parser()
@@ -623,8 +624,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed the reason
         return int(exc.code or 0)
     gc_was_enabled = gc.isenabled()  # run() pauses the cyclic GC; restored here
+    # Dask's scheduler and workers need pandas; the in-process run does not
+    in_process = not ((args.workers or 1) > 1 or args.scheduler or args.scheduler_file)
     try:
-        run(args)
+        with without_pandas(in_process):
+            run(args)
     except InputError as exc:
         print(f"rcfast.weekly: error: {exc}", file=sys.stderr)
         return 2
@@ -638,6 +642,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rcfast._exit import exit_cli
+    from rcfast._cli import exit_cli
 
     exit_cli(main())

@@ -292,6 +292,19 @@ def test_module_entry_point_runs(tmp_path):
     assert bad.returncode == 2 and "no INPUT" in bad.stderr
 
 
+def test_in_process_run_never_imports_pandas(tmp_path):
+    """pyarrow would import pandas (0.25-0.4 s of start-up) only to look for pandas objects;
+    the in-process command line keeps it out, a library caller that has pandas keeps it."""
+    src = write(sample_table(60), tmp_path / "in.parquet")
+    code = ("import sys; from rcfast.weekly import main; "
+            f"rc = main([{src!r}, '-o', {str(tmp_path / 'p.parquet')!r}, '--quiet']); "
+            "print(rc, 'pandas' in sys.modules); import pandas; print('importable')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "False", "importable"]
+    assert pq.read_table(tmp_path / "p.parquet").num_rows > 0
+
+
 def test_directory_output_parallel_parts_keep_order(tmp_path, monkeypatch):
     """Many part files written by parallel threads: read in name order, the panel is intact."""
     import rcfast.panel

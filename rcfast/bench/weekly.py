@@ -57,7 +57,12 @@ t0 = time.perf_counter()
 compute_s = time.perf_counter() - t0
 import pyarrow.parquet as _pq
 emit_result(compute_s=compute_s, rows={rows}, panel_rows=_pq.ParquetFile(out).metadata.num_rows)
+{exit}
 """
+
+#: How each tool's process ends: rcfast the way ``python -m rcfast.weekly`` does (wall s is the
+#: whole process, as its user sees it), the others the usual way.
+_EXIT = {"rcfast": "from rcfast._cli import exit_cli\nexit_cli(0)"}
 
 _TOOL_CODE = {
     "rcfast": ("from rcfast.weekly import main",
@@ -126,7 +131,7 @@ def child_code(tool: str, path: Path, out: Path, rows: int, dense: bool = False)
     """The child process's program: import the tool, then time read + panel + write."""
     imports, compute = _TOOL_CODE[tool]
     return _CHILD.format(imports=imports, compute=compute.format(dense=bool(dense)),
-                         path=str(path), out=str(out), rows=rows)
+                         path=str(path), out=str(out), rows=rows, exit=_EXIT.get(tool, ""))
 
 
 def rcfast_available() -> str | None:

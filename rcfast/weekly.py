@@ -248,18 +248,27 @@ class _Part:
     """One output file written from a queue on its own thread (pyarrow releases the GIL, and so
     do the kernels computing the next batches meanwhile)."""
 
-    def __init__(self, path: Path, schema: pa.Schema, comp: str | None, bar) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, comp: str | None, bar,
+                 encoders: int = 1) -> None:
         import queue
         import threading
 
-        self.writer = pq.ParquetWriter(path, schema, compression=comp, **WRITE_OPTIONS)
+        if encoders > 1:  # one file, its row groups encoded by several threads
+            from rcfast.parquet_stitch import StitchedParquetWriter
+
+            self.writer = StitchedParquetWriter(path, schema, encoders, on_written=bar.update,
+                                                compression=comp, **WRITE_OPTIONS)
+        else:
+            self.writer = pq.ParquetWriter(path, schema, compression=comp, **WRITE_OPTIONS)
+        self.stitched = encoders > 1
         self.rows = 0
         self.week_min: dt.date | None = None
         self.week_max: dt.date | None = None
         self.error: BaseException | None = None
         self.bar = bar
         self.closed = False
-        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        # tables waiting for this part; the stitched writer holds a few more in its encoders
+        self.queue: queue.Queue = queue.Queue(maxsize=1 if self.stitched else 2)
         self.thread = threading.Thread(target=self._work, name="rcfast-writer", daemon=True)
         self.thread.start()
 
@@ -275,8 +284,11 @@ class _Part:
             try:
                 for start in range(0, table.num_rows, ROW_GROUP_ROWS):
                     piece = table.slice(start, ROW_GROUP_ROWS)
-                    self.writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
-                    self.bar.update(piece.num_rows)
+                    if self.stitched:
+                        self.writer.write_row_group(piece)  # the bar moves as it lands
+                    else:
+                        self.writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
+                        self.bar.update(piece.num_rows)
                 mm = pc.min_max(table.column("week_start")).as_py()
                 if mm["min"] is not None:
                     self.week_min = min(filter(None, (self.week_min, mm["min"])))
@@ -307,10 +319,11 @@ class _Part:
 class PanelWriter:
     """Writes panel batches under a temporary name and renames the output when complete.
 
-    A file output is one part written by one background thread. A directory output is part
-    files of about :data:`PART_ROWS` rows, written by up to ``n_writers`` threads at once: on
-    many cores one Parquet encoder would be the bottleneck. Parts hold consecutive whole
-    batches, so the dataset read in file-name order keeps the panel's order.
+    A file output is one part fed by one background thread, its row groups encoded by
+    ``n_writers`` threads at once and stitched into the file (:mod:`rcfast.parquet_stitch`; one
+    Parquet encoder was the bottleneck). A directory output is part files of about
+    :data:`PART_ROWS` rows, written by up to ``n_writers`` threads at once. Parts hold
+    consecutive whole batches, so the dataset read in file-name order keeps the panel's order.
     """
 
     def __init__(self, output: str, schema: pa.Schema, compression: str, progress: bool,
@@ -325,6 +338,8 @@ class PanelWriter:
         if self.is_dir:
             self.tmp.mkdir()
         self.n_writers = max(1, n_writers) if self.is_dir else 1
+        # a file output: its row groups encoded by n_writers threads (rcfast.parquet_stitch)
+        self.encoders = 1 if self.is_dir else max(1, n_writers)
         self.parts: list[_Part] = []
         self.bar = tqdm(total=total_rows, desc="write", unit="row", unit_scale=True,
                         file=sys.stderr, disable=not progress or total_rows < 2 * ROW_GROUP_ROWS)
@@ -339,7 +354,7 @@ class PanelWriter:
                     busy[0].finish()
             path = (self.tmp / f"part-{len(self.parts):05d}.parquet" if self.is_dir
                     else self.tmp)
-            self.parts.append(_Part(path, self.schema, self.comp, self.bar))
+            self.parts.append(_Part(path, self.schema, self.comp, self.bar, self.encoders))
         return self.parts[-1]
 
     def write(self, table: pa.Table) -> None:
@@ -395,7 +410,7 @@ class PanelWriter:
             except BaseException:  # noqa: BLE001, S110 - the original error is what matters
                 pass
             try:
-                p.writer.close()
+                getattr(p.writer, "abort", p.writer.close)()
             except Exception:  # noqa: BLE001, S110
                 pass
         self.bar.close()

@@ -326,6 +326,29 @@ def test_directory_output_parallel_parts_keep_order(tmp_path, monkeypatch):
         assert json.loads(pq.read_schema(p).metadata[SUMMARY_KEY])["rows_read"] == 2000
 
 
+def test_file_output_row_groups_encoded_in_parallel(tmp_path, monkeypatch):
+    """A file output's row groups are encoded by --threads threads and stitched together
+    (rcfast.parquet_stitch): the same file as one encoder writes, and the reference panel."""
+    import rcfast.panel
+    import rcfast.weekly as weekly
+
+    monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 30)
+    monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
+    t = sample_table(2000, products=300)
+    src = write(t, tmp_path / "in.parquet")
+    one, three = tmp_path / "one.parquet", tmp_path / "three.parquet"
+    assert main([src, "-o", str(one), "--quiet", "--threads", "1"]) == 0
+    assert main([src, "-o", str(three), "--quiet", "--threads", "3"]) == 0
+    a, b = pq.ParquetFile(three).metadata, pq.ParquetFile(one).metadata
+    assert a.num_row_groups == b.num_row_groups > 10
+    for i in range(a.num_row_groups):
+        assert a.row_group(i).to_dict() == b.row_group(i).to_dict()
+    panel = pq.read_table(three)
+    assert json.loads(panel.schema.metadata[SUMMARY_KEY])["rows_read"] == 2000
+    exp, _ = naive_panel(table_to_naive_input(t))
+    assert_panel_equal(panel, exp)
+
+
 def test_many_read_batches_equal_reference(tmp_path, monkeypatch):
     """Products spread over many read batches: the per-batch codes unify into one panel."""
     import rcfast.arrow_io as arrow_io

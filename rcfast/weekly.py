@@ -240,6 +240,8 @@ def output_paths(output: str) -> tuple[Path, Path, bool]:
 #: column maps to a plain Parquet type (string, date, int, double).
 WRITE_OPTIONS = {"use_dictionary": ["product_id", "week_start"],
                  "write_statistics": ["product_id", "week_start"], "store_schema": False}
+#: Threads encoding the row groups of a file output at most (see PanelWriter).
+MAX_ENCODERS = 8
 #: Rows per part file of a directory output; parts are written by parallel threads.
 PART_ROWS = 2 * ROW_GROUP_ROWS
 
@@ -338,8 +340,10 @@ class PanelWriter:
         if self.is_dir:
             self.tmp.mkdir()
         self.n_writers = max(1, n_writers) if self.is_dir else 1
-        # a file output: its row groups encoded by n_writers threads (rcfast.parquet_stitch)
-        self.encoders = 1 if self.is_dir else max(1, n_writers)
+        # a file output: its row groups encoded by n_writers threads (rcfast.parquet_stitch),
+        # at most MAX_ENCODERS: each row group in flight holds its panel slice and its encoded
+        # bytes (~0.2 GB per million panel rows)
+        self.encoders = 1 if self.is_dir else max(1, min(n_writers, MAX_ENCODERS))
         self.parts: list[_Part] = []
         self.bar = tqdm(total=total_rows, desc="write", unit="row", unit_scale=True,
                         file=sys.stderr, disable=not progress or total_rows < 2 * ROW_GROUP_ROWS)

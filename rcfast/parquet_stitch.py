@@ -131,7 +131,7 @@ class _Writer:
             self.out.append(v)
         elif t in (_I16, _I32, _I64):
             self.zigzag(v)
-        elif t in (_DOUBLE,):
+        elif t == _DOUBLE:
             self.out += v
         elif t == _BINARY:
             self.varint(len(v))

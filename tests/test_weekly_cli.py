@@ -330,17 +330,24 @@ def test_file_output_row_groups_encoded_in_parallel(tmp_path, monkeypatch):
     """A file output's row groups are encoded by --threads threads and stitched together
     (rcfast.parquet_stitch): the same file as one encoder writes, and the reference panel."""
     import rcfast.panel
+    import rcfast.parquet_stitch as stitch
     import rcfast.weekly as weekly
 
     monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 30)
     monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
+    stitched: list[int] = []  # row groups that went through the parallel encoders
+    write_row_group = stitch.StitchedParquetWriter.write_row_group
+    monkeypatch.setattr(stitch.StitchedParquetWriter, "write_row_group",
+                        lambda self, t: (stitched.append(t.num_rows), write_row_group(self, t)))
     t = sample_table(2000, products=300)
     src = write(t, tmp_path / "in.parquet")
     one, three = tmp_path / "one.parquet", tmp_path / "three.parquet"
     assert main([src, "-o", str(one), "--quiet", "--threads", "1"]) == 0
+    assert stitched == []  # one thread: pyarrow's own writer
     assert main([src, "-o", str(three), "--quiet", "--threads", "3"]) == 0
     a, b = pq.ParquetFile(three).metadata, pq.ParquetFile(one).metadata
     assert a.num_row_groups == b.num_row_groups > 10
+    assert len(stitched) == a.num_row_groups and sum(stitched) == a.num_rows
     for i in range(a.num_row_groups):
         assert a.row_group(i).to_dict() == b.row_group(i).to_dict()
     panel = pq.read_table(three)

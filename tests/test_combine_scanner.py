@@ -25,6 +25,7 @@ from rcfast.kernels.ingest_json import (
     KIND_INT,
     KIND_STR,
     KIND_TEXT,
+    count_newlines,
     key_words,
     scan_jsonl,
 )
@@ -45,6 +46,23 @@ def _spec():
 SPEC = _spec()
 
 
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 63, 2039, 2040, 2041, 2047, 2048, 4097,
+                                  100_003])
+def test_count_newlines_equals_bytes_count(size):
+    """The word-at-a-time newline count (lanes summed over 255 words, then folded) against
+    ``bytes.count``: all-newline input (every lane full), bytes next to 0x0A (0x0B, 0x8A),
+    sizes around the 8-byte word and the 255-word lane limit."""
+    rng = np.random.default_rng(size)
+    blobs = [b"\n" * size, bytes(size), bytes(rng.choice(np.array([10, 11, 138, 0x0A + 0x80, 255,
+                                                                     32], np.uint8), size)),
+             bytes(rng.integers(0, 256, size, dtype=np.uint8))]
+    for blob in blobs:
+        arr = np.frombuffer(blob, dtype=np.uint8)
+        assert count_newlines(arr) == blob.count(b"\n")
+        if AOT is not None:
+            assert AOT.count_newlines(arr) == blob.count(b"\n")
+
+
 def _aot_module():
     if not aot.enabled():
         return None
@@ -60,9 +78,14 @@ AOT = _aot_module()
 def scan(data: bytes):
     """The JIT scanner's result, checked equal, array for array, to the compiled module's."""
     arr = np.frombuffer(data, dtype=np.uint8)
-    res = scan_jsonl(arr, *SPEC)
+    newlines = data.count(b"\n")
+    res = scan_jsonl(arr, *SPEC, -1)
+    # the reader's newline count given in advance changes nothing; a count too low is
+    # caught before any write out of bounds (n_ok = -1)
+    others = [scan_jsonl(arr, *SPEC, newlines)]
     if AOT is not None:
-        other = AOT.scan_jsonl(arr, *SPEC)
+        others += [AOT.scan_jsonl(arr, *SPEC, -1), AOT.scan_jsonl(arr, *SPEC, newlines)]
+    for other in others:
         assert len(other) == len(res)
         for i, (a, b) in enumerate(zip(res, other)):
             if i == 12:  # str_bytes: allocated uninitialized, compare the written bytes
@@ -70,6 +93,9 @@ def scan(data: bytes):
                 a = np.concatenate([a[s, :e] for s, e in enumerate(ends)])
                 b = np.concatenate([b[s, :e] for s, e in enumerate(ends)])
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    if newlines and len(res[2]) > newlines:  # more records than newlines: a short count
+        for f in [scan_jsonl] + ([AOT.scan_jsonl] if AOT is not None else []):
+            assert f(arr, *SPEC, newlines - 1)[0] == -1
     return res
 
 

@@ -276,7 +276,7 @@ def get_scanner():
                 # the argument types of the real calls, so that the cached overload is loaded
                 keys, offs = np.zeros(1, dtype=np.uint8), np.array([0, 1], dtype=np.int64)
                 scan_jsonl(np.frombuffer(b"{}\n", dtype=np.uint8), keys, offs,
-                           np.zeros(1, dtype=np.uint8), *key_words(keys, offs))
+                           np.zeros(1, dtype=np.uint8), *key_words(keys, offs), -1)
             finally:
                 if hide and sys.modules.get("scipy.linalg", 0) is None:
                     del sys.modules["scipy.linalg"]
@@ -428,7 +428,8 @@ class BlockProcessor:
             data, skipped = _drop_header(bytes(data))
             first_line += skipped
         if plan.scan is not None and len(data) < 2**31 - 1:
-            parts, recs = self._scan_parts(data, plan, res, first_line)
+            parts, recs = self._scan_parts(data, plan, res, first_line,
+                                           blk.newlines if data is blk.data else -1)
         else:
             data = bytes(data)  # pyarrow's readers and the record split want bytes
             parts, recs = self._arrow_parts(data, plan, res, first_line)
@@ -478,8 +479,10 @@ class BlockProcessor:
                           first_line)
         return parts, recs
 
-    def _scan_parts(self, data: bytes, plan: Plan, res: BlockResult, first_line: int):
-        """The Numba scanner reads the lines it fully understands; pyarrow takes the rest."""
+    def _scan_parts(self, data: bytes, plan: Plan, res: BlockResult, first_line: int,
+                    newlines: int = -1):
+        """The Numba scanner reads the lines it fully understands; pyarrow takes the rest.
+        ``newlines``: the reader's count of ``\n`` in ``data`` (-1: not known)."""
         from rcfast.kernels.nojit import KIND_TEXT
 
         scan_jsonl = get_scanner()
@@ -490,8 +493,11 @@ class BlockProcessor:
         arr = np.frombuffer(data, dtype=np.uint8)
         if arr.flags.writeable:
             arr = np.frombuffer(bytes(data), dtype=np.uint8)
+        out = scan_jsonl(arr, *spec.args, newlines)
+        if out[0] < 0:  # the count was wrong (it never should be): the scanner counts itself
+            out = scan_jsonl(arr, *spec.args, -1)
         (n_ok, blank, rs, re_, li, status, ok_idx, present, iv, fv, th, soffs, sbytes,
-         slot) = scan_jsonl(arr, *spec.args)
+         slot) = out
         res.blank += int(blank)
         recs = Records(data, rs, re_, li)
         parts: list = []

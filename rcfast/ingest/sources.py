@@ -296,6 +296,8 @@ class RawBlock:
     #: when ``data`` lives in a helper's shared memory: call once done with it, after
     #: dropping every reference (:meth:`done` does both)
     release: Callable[[], None] | None = None
+    #: the number of ``\n`` bytes in ``data`` when the reader counted them (-1: not counted)
+    newlines: int = -1
 
     def done(self) -> None:
         """Give the block's memory back (a no-op for ``bytes`` blocks)."""
@@ -379,7 +381,7 @@ def iter_blocks(
                 continue
             if newlines < 0:  # counted before the block is handed over (and maybe released)
                 newlines = count_newlines(data)
-            yield RawBlock(file_idx, data, line, seq, release)
+            yield RawBlock(file_idx, data, line, seq, release, newlines)
             data = release = None  # the consumer owns the block: no reference may stay here
             line += newlines
             seq += 1

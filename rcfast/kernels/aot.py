@@ -45,7 +45,7 @@ _SOURCES = ("ingest_json.py", "ingest_hash.py", "strings.py", "nojit.py", "aot.p
 #: outputs are declared with any layout, as the kernels return slices.
 _SCAN_SIG = ("Tuple((i8, i8, i8[:], i8[:], i8[:], u1[:], i8[:], b1[:,:], i8[:,:], f8[:,:], "
              "u8[:], i4[:,:], u1[:,:], i8[:]))"
-             "(u1[::1], u1[::1], i8[::1], u1[::1], i8[::1], u8[:,::1], u8[:,::1])")
+             "(u1[::1], u1[::1], i8[::1], u1[::1], i8[::1], u8[:,::1], u8[:,::1], i8)")
 _HASH_SIG = "u8[:](i8[::1], u1[::1], b1[::1])"
 
 _lock = threading.Lock()

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from rcfast.arrow_io import InputError, ReadOptions, open_parquet
-from rcfast.kernels import strings
+from rcfast.kernels import init_numba, strings
 from rcfast.panel import Columns, PanelOptions, PanelStats, compute_panel, string_buffers
 
 #: Row groups per split task: large single files still spread over the workers.
@@ -82,6 +82,7 @@ def split_task(path: Path, row_groups: list[int] | None, ropts: ReadOptions,
     from rcfast.loader import load_batches
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    init_numba()
     md = open_parquet(path).metadata
     rows = (md.num_rows if row_groups is None
             else sum(md.row_group(i).num_rows for i in row_groups))
@@ -117,6 +118,7 @@ def panel_task(pieces: list[pa.Table], popts: PanelOptions, threads: int):
     from rcfast.arrow_io import encode_products
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    init_numba()
     table = pa.concat_tables(pieces) if pieces else None
     if table is None or table.num_rows == 0:
         return None, PanelStats()
@@ -196,6 +198,7 @@ def file_panel_task(path: Path, ropts: ReadOptions, popts: PanelOptions, strict:
     from rcfast.loader import load_batches
 
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    init_numba()
     rows = open_parquet(path).metadata.num_rows
     columns, rej, rows_read = load_batches(read_batches(path, ropts), rows, ropts,
                                            popts.until_week, strict)

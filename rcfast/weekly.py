@@ -131,6 +131,9 @@ def weekly_panel(table: pa.Table, *, windows=(4, 12, 52), lags=(1, 2, 4), dense:
     Returns the panel and a summary with ``rows_read``, ``rows_aggregated``, ``rejected``
     (reason -> count), ``products`` and ``panel_rows``.
     """
+    from rcfast.kernels import init_numba
+
+    init_numba()
     popts = PanelOptions(windows=tuple(windows), lags=tuple(lags), dense=dense,
                          until_week=parse_until(until) if until else None)
     ropts = ReadOptions(mapping=dict(mapping or {}), timestamp_unit=timestamp_unit)
@@ -246,6 +249,16 @@ MAX_ENCODERS = 8
 PART_ROWS = 2 * ROW_GROUP_ROWS
 
 
+class _NoBar:
+    """A progress bar that shows nothing (tqdm's interface, as far as the writer uses it)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _Part:
     """One output file written from a queue on its own thread (pyarrow releases the GIL, and so
     do the kernels computing the next batches meanwhile)."""
@@ -330,8 +343,6 @@ class PanelWriter:
 
     def __init__(self, output: str, schema: pa.Schema, compression: str, progress: bool,
                  total_rows: int, n_writers: int = 1) -> None:
-        from tqdm.auto import tqdm
-
         self.data_path, self.summary_path, self.is_dir = output_paths(output)
         self.schema = schema
         self.comp = None if compression == "none" else compression
@@ -345,8 +356,13 @@ class PanelWriter:
         # bytes (~0.2 GB per million panel rows)
         self.encoders = 1 if self.is_dir else max(1, min(n_writers, MAX_ENCODERS))
         self.parts: list[_Part] = []
-        self.bar = tqdm(total=total_rows, desc="write", unit="row", unit_scale=True,
-                        file=sys.stderr, disable=not progress or total_rows < 2 * ROW_GROUP_ROWS)
+        if progress and total_rows >= 2 * ROW_GROUP_ROWS:
+            from tqdm.auto import tqdm  # ~30 ms to import: only when a bar is shown
+
+            self.bar = tqdm(total=total_rows, desc="write", unit="row", unit_scale=True,
+                            file=sys.stderr)
+        else:
+            self.bar = _NoBar()
 
     def _part(self) -> _Part:
         full = self.is_dir and self.parts and self.parts[-1].rows >= PART_ROWS
@@ -556,7 +572,10 @@ def run(args: argparse.Namespace) -> dict:
         gc.disable()
     import numba
 
+    from rcfast.kernels import init_numba
+
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    init_numba()
     t = time.perf_counter()
     if distributed:
         from rcfast.dispatch import run_dask

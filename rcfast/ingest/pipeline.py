@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -252,11 +251,7 @@ def get_scanner():
     (:mod:`rcfast.kernels.aot`) when it can be had, else the JIT kernel from Numba's on-disk
     cache.
 
-    For the JIT kernel: Numba's first load in a process imports ``numba.np.arraymath``, which
-    imports ``scipy.linalg`` just to probe for BLAS (~0.7 s here); the scanner needs no BLAS. If
-    ``scipy.linalg`` is not imported yet, it is hidden during that first load (Numba then uses
-    its own loop for the one function that would use BLAS; ``np.dot`` & co. still import
-    ``scipy.linalg`` when they are compiled later).
+    For the JIT kernel, Numba is set up without its BLAS probe (:func:`rcfast.kernels.init_numba`).
     """
     global _scanner
     with _scanner_lock:
@@ -267,19 +262,14 @@ def get_scanner():
             if mod is not None:
                 _scanner = mod.scan_jsonl
                 return _scanner
+            from rcfast.kernels import init_numba
             from rcfast.kernels.ingest_json import key_words, scan_jsonl
 
-            hide = "scipy.linalg" not in sys.modules
-            if hide:
-                sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
-            try:
-                # the argument types of the real calls, so that the cached overload is loaded
-                keys, offs = np.zeros(1, dtype=np.uint8), np.array([0, 1], dtype=np.int64)
-                scan_jsonl(np.frombuffer(b"{}\n", dtype=np.uint8), keys, offs,
-                           np.zeros(1, dtype=np.uint8), *key_words(keys, offs), -1)
-            finally:
-                if hide and sys.modules.get("scipy.linalg", 0) is None:
-                    del sys.modules["scipy.linalg"]
+            init_numba()
+            # the argument types of the real calls, so that the cached overload is loaded
+            keys, offs = np.zeros(1, dtype=np.uint8), np.array([0, 1], dtype=np.int64)
+            scan_jsonl(np.frombuffer(b"{}\n", dtype=np.uint8), keys, offs,
+                       np.zeros(1, dtype=np.uint8), *key_words(keys, offs), -1)
             _scanner = scan_jsonl
     return _scanner
 

@@ -131,13 +131,22 @@ def _f64(values: np.ndarray, nullable: bool = True) -> pa.Array:
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> pa.Array:
-    out = np.full(num.shape[0], np.nan)
-    np.divide(num, den, out=out, where=den > 0)
-    return _f64(out)
+    """``num / den`` as float64, null where ``den`` is 0 (no reviews with the field known)."""
+    valid = den > 0
+    out = np.zeros(num.shape[0], dtype=np.float64)
+    np.divide(num, den, out=out, where=valid, casting="unsafe")
+    return _masked(out, valid, pa.float64())
 
 
 def _masked(values: np.ndarray, valid: np.ndarray, typ: pa.DataType) -> pa.Array:
-    return pa.array(values, type=typ, mask=None if valid.all() else ~valid)
+    """``values`` with nulls where not ``valid``: the validity bitmap packed straight from the
+    flags (``pa.array(..., mask=~valid)`` inverted and converted them, ~3x slower)."""
+    values = np.ascontiguousarray(values, dtype=typ.to_pandas_dtype())
+    if valid.all():
+        return pa.array(values, type=typ)
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(typ, values.shape[0], [bitmap, pa.py_buffer(values)],
+                                 null_count=int(values.shape[0] - np.count_nonzero(valid)))
 
 
 def _string_array(offsets: np.ndarray, data: np.ndarray) -> pa.Array:

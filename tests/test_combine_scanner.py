@@ -187,6 +187,67 @@ def test_scanner_matches_reference(rows):
             assert status[r] == 0, lines[r]
 
 
+_DECOYS = ["user_ix", "texts", "tex", "parent_asin_", "timestampX", "ratinf", "Text",
+           "an_unknown_key_longer_than_24_bytes"]
+_LONG = "a_wanted_key_longer_than_24_bytes"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.permutations(list(range(len(FIELDS) + 1 + len(_DECOYS)))),
+                          st.integers(0, 2**16), st.integers(0, 99)),
+                min_size=1, max_size=10))
+def test_scanner_keys_in_any_order_with_decoys(rows):
+    """Keys are matched by a per-ordinal cache (the key met at this position last time) and a
+    search on a miss: records with their keys in different orders, some left out, and decoys
+    (unknown keys of a wanted key's length or prefix, one over 24 bytes) give what
+    ``json.loads`` reads; a wanted key over 24 bytes is matched byte by byte."""
+    fields = FIELDS + [(_LONG, KIND_INT)]
+    names = [n.encode() for n, _ in fields]
+    blob = np.frombuffer(b"".join(names), dtype=np.uint8).copy()
+    offs = np.cumsum([0] + [len(n) for n in names]).astype(np.int64)
+    kinds = np.array([k for _, k in fields], dtype=np.uint8)
+    spec = (blob, offs, kinds, *key_words(blob, offs))
+    values = {"parent_asin": "P", "user_id": "U", "timestamp": 7, "rating": 4.0,
+              "helpful_vote": 2, "verified_purchase": False, "text": "tx", _LONG: 11}
+    lines, objs = [], []
+    for perm, salt, keep in rows:
+        obj = {}
+        for i in perm:
+            if i < len(fields):
+                name = fields[i][0]
+                if (salt >> i) & 1 and keep < 60:  # some wanted keys left out
+                    continue
+                v = values[name]
+                obj[name] = v + str(salt) if isinstance(v, str) else v
+            else:
+                obj[_DECOYS[i - len(fields)]] = salt
+        objs.append(obj)
+        lines.append(json.dumps(obj).encode())
+    data = b"\n".join(lines) + b"\n"
+    arr = np.frombuffer(data, dtype=np.uint8)
+    results = [scan_jsonl(arr, *spec, -1)]
+    if AOT is not None:
+        results.append(AOT.scan_jsonl(arr, *spec, -1))
+    for res in results:
+        (n_ok, _blank, _rs, _re, _li, _status, _ok_idx, present, iv, fv, th, soffs, sbytes,
+         slot) = res
+        assert n_ok == len(lines)
+        for w, obj in enumerate(objs):
+            for k, (name, kind) in enumerate(fields):
+                assert bool(present[k, w]) == (name in obj), (name, obj)
+                if name not in obj:
+                    continue
+                if kind == KIND_STR:
+                    assert _str(soffs, sbytes, slot, k, w) == obj[name]
+                elif kind == KIND_FLOAT:
+                    assert fv[k, w] == obj[name]
+                elif kind == KIND_TEXT:
+                    assert iv[k, w] == len(obj[name])
+                    assert int(th[w]) == text_hash_py(obj[name].encode())
+                else:
+                    assert iv[k, w] == int(obj[name])
+
+
 def test_scanner_edge_cases():
     base = {"parent_asin": "P1", "user_id": "U1", "timestamp": 5, "rating": 4.0,
             "helpful_vote": 0, "verified_purchase": True}

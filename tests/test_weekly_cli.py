@@ -398,3 +398,53 @@ def test_demo_quick_start_shows_where_and_what(tmp_path, capsys, monkeypatch):
     assert "preview: last weeks of the most-reviewed product" in text
     assert "n_reviews_ewm" in text and "read it with" in text
     assert pq.read_metadata(out).num_rows > 0
+
+
+def test_prefetch_reads_ahead_from_the_start_and_stops_when_closed():
+    """The reader thread starts when the prefetcher is made (so Numba's set-up can overlap the
+    first batch), hands over items in order and the reader's error in its place, and close()
+    stops it even when nothing was taken or the consumer stopped early."""
+    import threading
+
+    from rcfast.weekly import Prefetch
+
+    started = threading.Event()
+
+    def items():
+        started.set()
+        yield from range(5)
+
+    p = Prefetch(items())
+    assert started.wait(5)  # before any next()
+    assert list(p) == [0, 1, 2, 3, 4]
+    assert list(p) == []  # exhausted stays exhausted
+    p.close()
+
+    def failing():
+        yield 1
+        raise ValueError("corrupt row group")
+
+    p = Prefetch(failing())
+    assert next(p) == 1
+    with pytest.raises(ValueError, match="corrupt row group"):
+        next(p)
+    p.close()
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for take in (0, 2):
+        produced.clear()
+        p = Prefetch(endless(), depth=1)
+        for _ in range(take):
+            next(p)
+        p.close()
+        assert not p._thread.is_alive()
+        n = len(produced)
+        assert n <= take + 3  # a bounded read-ahead, then it stopped

@@ -26,14 +26,18 @@ def init_numba() -> None:
     with _lock:
         if _ready:
             return
+        from numba.core.compiler_lock import global_compiler_lock
         from numba.core.registry import cpu_target
 
-        hide = "scipy.linalg" not in sys.modules
-        if hide:
-            sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
-        try:
-            cpu_target.target_context.refresh()
-        finally:
-            if hide and sys.modules.get("scipy.linalg", 0) is None:
-                del sys.modules["scipy.linalg"]
+        # the lock a kernel's first call (compile or cache load) takes: another thread's
+        # first call waits for the set-up instead of racing it
+        with global_compiler_lock:
+            hide = "scipy.linalg" not in sys.modules
+            if hide:
+                sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
+            try:
+                cpu_target.target_context.refresh()
+            finally:
+                if hide and sys.modules.get("scipy.linalg", 0) is None:
+                    del sys.modules["scipy.linalg"]
         _ready = True

@@ -605,7 +605,7 @@ def _match_key(data, ks, ke, keys, key_offs):
 
 
 @njit(nogil=True)
-def _scan_object(data, p, end, keys, key_offs, klen, kw, km, kinds, r, present, sstart, send,
+def _scan_object(data, p, end, keys, key_offs, klen, kw, kinds, r, present, sstart, send,
                  ival, fval, thash, scratch, kcache):
     """Read one object starting at p; return the index after its closing brace, or -1."""
     if p >= end or data[p] != 123:
@@ -793,7 +793,8 @@ def count_newlines(data):
 @njit(nogil=True, cache=True)
 def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km, newlines):
     """Scan a block of JSON lines. ``newlines``: the number of ``\n`` bytes in ``data`` when the
-    caller has counted them already (the reader does, for line numbers), else -1.
+    caller has counted them already (the reader does, for line numbers), else -1. ``km`` (the
+    wanted keys' word masks) is no longer read: a key's masks follow from its length.
 
     Returns ``(n_ok, n_blank, rec_start, rec_end, line_idx, status, ok_idx, present, ival, fval,
     thash, str_offsets, str_bytes, str_slot)``:
@@ -840,7 +841,6 @@ def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km, newlines):
     b_key_offs = _borrow(key_offs)
     b_klen = _borrow(klen)
     b_kw = _borrow(kw)
-    b_km = _borrow(km)
     b_kinds = _borrow(kinds)
     b_present = _borrow(present)
     b_sstart = _borrow(sstart)
@@ -877,7 +877,7 @@ def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km, newlines):
         thash[w] = 0
         # the object is parsed without first looking for the line end (one pass over the
         # bytes instead of two); only a failed line is searched for its newline
-        q = _scan_object(b_data, p, n, b_keys, b_key_offs, b_klen, b_kw, b_km, b_kinds, w,
+        q = _scan_object(b_data, p, n, b_keys, b_key_offs, b_klen, b_kw, b_kinds, w,
                          b_present, b_sstart, b_send, b_ival, b_fval, b_thash, b_scratch,
                          b_kcache)
         good = False
@@ -923,10 +923,11 @@ def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km, newlines):
             status[r] = 1
         line += 1
         pos = e + 1
-    # ``scratch`` is only used through its borrowed view, which holds no reference: without a
-    # use here Numba frees it right after ``_borrow`` (at the variable's last use), and decoding
-    # an escaped text then wrote into freed memory (a crash with --strict on large gzip input,
-    # or silent corruption). This store keeps it alive until the scan is done.
+    # ``scratch`` and ``kcache`` are only used through their borrowed views, which hold no
+    # reference: without a use here Numba frees them right after ``_borrow`` (at the variable's
+    # last use), and decoding an escaped text then wrote into freed memory (a crash with
+    # --strict on large gzip input, or silent corruption). These stores keep them alive until
+    # the scan is done.
     scratch[0] = 0
     kcache[0, 0] = -1
     if nok < 0:

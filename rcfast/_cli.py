@@ -39,6 +39,26 @@ def without_pandas(enabled: bool = True) -> Iterator[None]:
         sys.meta_path.remove(hook)
 
 
+class _NoBar:
+    """A progress bar that shows nothing (the part of tqdm's interface rcfast uses)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(show: bool, total: int, desc: str):
+    """A tqdm bar of ``total`` rows on stderr when ``show``, else one that does nothing: tqdm
+    (~30 ms to import) is imported only when a bar is shown."""
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="row", unit_scale=True, file=sys.stderr)
+
+
 def exit_cli(rc: int) -> NoReturn:
     """``sys.exit(rc)`` without the interpreter's last cyclic garbage collections.
 

@@ -7,12 +7,12 @@ values into preallocated compact arrays. Memory holds one batch plus the compact
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from rcfast._cli import progress_bar
 from rcfast.arrow_io import (
     REJECT_REASONS,
     Batch,
@@ -89,11 +89,7 @@ def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
     enc = ProductEncoder()
     rej = Rejects()
     pos = 0
-    bar = None
-    if progress and total_rows >= 4 * (1 << 20):  # tqdm.auto costs ~30 ms to import
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_rows, desc="read", unit="row", unit_scale=True, file=sys.stderr)
+    bar = progress_bar(progress and total_rows >= 4 * (1 << 20), total_rows, "read")
     for batch in batches:
         b = convert_batch(batch.path, batch.cols, batch.colmap, ropts)
         n = len(b.rating)
@@ -117,11 +113,9 @@ def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
         aggregate.pack_rows(rows, pos, b.rating, b.helpful, b.verified, b.text_len,
                             b.text_len_valid)
         pos += n
-        if bar is not None:
-            bar.update(n)
+        bar.update(n)
         del b, batch
-    if bar is not None:
-        bar.close()
+    bar.close()
     if pos != total_rows:
         code, week, rows = code[:pos], week[:pos], rows[:pos]
     mapping, products = enc.finish()

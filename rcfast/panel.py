@@ -134,7 +134,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> pa.Array:
     """``num / den`` as float64, null where ``den`` is 0 (no reviews with the field known)."""
     valid = den > 0
     out = np.zeros(num.shape[0], dtype=np.float64)
-    np.divide(num, den, out=out, where=valid, casting="unsafe")
+    np.divide(num, den, out=out, where=valid)  # true division: float64 from integer counts
     return _masked(out, valid, pa.float64())
 
 
@@ -277,8 +277,8 @@ def _wrap(opts, products, rows_per_product, week_rows, n, rmean, rstd, stars, hs
     arrays += [pa.array(stars[s], type=pa.int32()) for s in range(5)]
     arrays += [
         pa.array(hsum, type=pa.int64()),
-        _ratio(vtrue.astype(np.float64), vknown),
-        _ratio(tsum.astype(np.float64), tknown),
+        _ratio(vtrue, vknown),
+        _ratio(tsum, tknown),
     ]
     for k in range(len(opts.windows)):
         arrays.append(pa.array(n_r[k], type=pa.int64()))

@@ -273,16 +273,6 @@ MAX_ENCODERS = 8
 PART_ROWS = 2 * ROW_GROUP_ROWS
 
 
-class _NoBar:
-    """A progress bar that shows nothing (tqdm's interface, as far as the writer uses it)."""
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 class _Part:
     """One output file written from a queue on its own thread (pyarrow releases the GIL, and so
     do the kernels computing the next batches meanwhile)."""
@@ -317,6 +307,13 @@ class _Part:
         while True:
             table = self.queue.get()
             if table is None:
+                # the stitched writer's last row groups land here, not at close: the output
+                # is complete (and the bar at 100 %) when finish() returns
+                if self.stitched and self.error is None:
+                    try:
+                        self.writer.flush()
+                    except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+                        self.error = exc
                 return
             if self.error is not None:
                 continue
@@ -380,13 +377,10 @@ class PanelWriter:
         # bytes (~0.2 GB per million panel rows)
         self.encoders = 1 if self.is_dir else max(1, min(n_writers, MAX_ENCODERS))
         self.parts: list[_Part] = []
-        if progress and total_rows >= 2 * ROW_GROUP_ROWS:
-            from tqdm.auto import tqdm  # ~30 ms to import: only when a bar is shown
+        from rcfast._cli import progress_bar
 
-            self.bar = tqdm(total=total_rows, desc="write", unit="row", unit_scale=True,
-                            file=sys.stderr)
-        else:
-            self.bar = _NoBar()
+        self.bar = progress_bar(progress and total_rows >= 2 * ROW_GROUP_ROWS, total_rows,
+                                "write")
 
     def _part(self) -> _Part:
         full = self.is_dir and self.parts and self.parts[-1].rows >= PART_ROWS

@@ -356,6 +356,39 @@ def test_file_output_row_groups_encoded_in_parallel(tmp_path, monkeypatch):
     assert_panel_equal(panel, exp)
 
 
+def test_write_bar_counts_every_row_before_it_closes(tmp_path, monkeypatch):
+    """The write bar (shown when progress is on) reaches the panel's row count before it is
+    closed, with the stitched encoders too: their last row groups used to land only at the
+    file's close, after the bar (96 % on a 10M-row run)."""
+    import rcfast._cli as cli
+    import rcfast.panel
+    import rcfast.weekly as weekly
+
+    monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 30)
+    monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
+    bars: dict[str, list] = {}
+
+    class Bar:
+        def __init__(self, desc):
+            self.n, self.at_close = 0, None
+            bars[desc] = self
+
+        def update(self, n=1):
+            self.n += n
+
+        def close(self):
+            if self.at_close is None:
+                self.at_close = self.n
+
+    monkeypatch.setattr(cli, "progress_bar", lambda show, total, desc: Bar(desc))
+    src = write(sample_table(2000, products=300), tmp_path / "in.parquet")
+    for threads in ("1", "3"):
+        out = tmp_path / f"p{threads}.parquet"
+        assert main([src, "-o", str(out), "--threads", threads]) == 0
+        rows = pq.ParquetFile(out).metadata.num_rows
+        assert bars["write"].at_close == rows > 60, threads
+
+
 def test_many_read_batches_equal_reference(tmp_path, monkeypatch):
     """Products spread over many read batches: the per-batch codes unify into one panel."""
     import rcfast.arrow_io as arrow_io

@@ -405,23 +405,98 @@ def numeric(path: Path, name: str, fld: str, col: pa.ChunkedArray, dtype) -> pa.
                          ) from exc
 
 
+#: Column types read zero-copy from Arrow's buffers (others are cast first, with checks)
+_INTS = {pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32()}
+_RATINGS = _INTS | {pa.float32(), pa.float64()}
+_NO_BITS = np.zeros(0, dtype=np.uint8)
+
+
+@dataclass
+class Piece:
+    """Rows ``start:stop`` of a batch's column as Arrow lays them out: ``values`` from element
+    ``at`` (for booleans a bitmap, from bit ``at``), an LSB-first validity bitmap from bit
+    ``vat`` (empty when the rows hold no null)."""
+
+    start: int
+    stop: int
+    values: np.ndarray
+    at: int
+    valid: np.ndarray
+    vat: int
+
+
+def column_pieces(col: pa.ChunkedArray) -> list[Piece]:
+    """Zero-copy :class:`Piece` s of a numeric or boolean column, one per non-empty chunk."""
+    out = []
+    pos = 0
+    boolean = pa.types.is_boolean(col.type)
+    dtype = np.dtype(np.uint8) if boolean else np.dtype(col.type.to_pandas_dtype())
+    for ch in col.chunks:
+        n = len(ch)
+        if n == 0:
+            continue
+        bufs = ch.buffers()
+        vals = (np.frombuffer(bufs[1], dtype=dtype, count=bufs[1].size // dtype.itemsize)
+                if bufs[1] is not None else np.zeros(0, dtype=dtype))  # all null
+        if ch.null_count:
+            valid = np.frombuffer(bufs[0], dtype=np.uint8)
+        else:
+            valid = _NO_BITS
+        out.append(Piece(pos, pos + n, vals, ch.offset, valid, ch.offset))
+        pos += n
+    return out
+
+
 @dataclass
 class BatchArrays:
-    """One batch's columns, checked and converted to plain arrays."""
+    """One batch's columns, checked: times as plain arrays, the values packed into rows
+    (:meth:`pack`) as :class:`Piece` s (None: the column is absent)."""
 
     ms: np.ndarray
     ts_valid: np.ndarray
-    rating: np.ndarray
-    helpful: np.ndarray
-    verified: np.ndarray
-    text_len: np.ndarray
-    text_len_valid: np.ndarray
+    n: int
+    rating: list[Piece]
+    helpful: list[Piece] | None
+    verified: list[Piece] | None
+    text_len: list[Piece] | None
     product_chunks: list[pa.Array]
+
+    def pack(self, rows: np.ndarray, pos: int) -> tuple[int, int]:
+        """Write the batch's rows into ``rows[pos:pos + n]`` (:func:`aggregate.pack_columns`);
+        return the least and greatest text length."""
+        from rcfast.kernels import aggregate
+
+        cols = (self.rating, self.helpful, self.verified, self.text_len)
+        cuts = sorted({0, self.n} | {p.start for c in cols if c for p in c})
+        lo = hi = 0
+        idx = [0, 0, 0, 0]
+        empty = np.zeros(0, dtype=np.int64)
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            args = []
+            for j, c in enumerate(cols):
+                if not c:  # absent: all null
+                    args += [empty if j != 2 else _NO_BITS, 0, _NO_BITS, 0]
+                    continue
+                while c[idx[j]].stop <= a:
+                    idx[j] += 1
+                p = c[idx[j]]
+                args += [p.values, p.at + a - p.start, p.valid, p.vat + a - p.start]
+            lo_s, hi_s = aggregate.pack_columns(rows, pos + a, b - a, *args)
+            lo, hi = min(lo, lo_s), max(hi, hi_s)
+        return lo, hi
+
+
+def _value_pieces(path: Path, raw: str, fld: str, col: pa.ChunkedArray, fast: set,
+                  dtype) -> list[Piece]:
+    if col.type not in fast:
+        col = numeric(path, raw, fld, col, dtype)  # checks the type, casts safely
+    return column_pieces(col)
 
 
 def convert_batch(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str, str],
                   opts: ReadOptions) -> BatchArrays:
-    """Check types and units of one batch's columns and convert them to plain arrays."""
+    """Check types and units of one batch's columns; plain arrays for the times, zero-copy
+    views of the values wherever Arrow's layout allows."""
     n = len(cols["product_id"])
     pid = cols["product_id"]
     typ = pid.type
@@ -434,27 +509,20 @@ def convert_batch(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str
                              f"{typ}; expected a string")
     ms, ts_valid = timestamps_ms(path, colmap["timestamp"], cols["timestamp"],
                                  opts.timestamp_unit)
-    rating = numeric(path, colmap["rating"], "rating", cols["rating"], pa.float64())
-    rating = np.ascontiguousarray(rating.to_numpy(zero_copy_only=False), dtype=np.float64)
+    rating = _value_pieces(path, colmap["rating"], "rating", cols["rating"], _RATINGS,
+                           pa.float64())
+    helpful = text_len = verified = None
     if "helpful_votes" in cols:
-        h = numeric(path, colmap["helpful_votes"], "helpful_votes", cols["helpful_votes"],
-                    pa.int64())
-        helpful = np.ascontiguousarray(h.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
-    else:
-        helpful = np.zeros(n, dtype=np.int64)
-    if "verified" in cols:
-        v = numeric(path, colmap["verified"], "verified", cols["verified"], pa.int8())
-        verified = v.cast(pa.int8()).fill_null(-1).to_numpy(zero_copy_only=False)
-        verified = np.ascontiguousarray(np.where(verified > 0, 1, verified), np.int8)
-    else:
-        verified = np.full(n, -1, dtype=np.int8)
+        helpful = _value_pieces(path, colmap["helpful_votes"], "helpful_votes",
+                                cols["helpful_votes"], _INTS, pa.int64())
     if "text_len" in cols:
-        tl = numeric(path, colmap["text_len"], "text_len", cols["text_len"], pa.int64())
-        tl_valid = (tl.is_valid().to_numpy(zero_copy_only=False) if tl.null_count
-                    else np.ones(n, dtype=bool))
-        text_len = np.ascontiguousarray(tl.fill_null(0).to_numpy(zero_copy_only=False), np.int64)
-    else:
-        tl_valid = np.zeros(n, dtype=bool)
-        text_len = np.zeros(n, dtype=np.int64)
-    return BatchArrays(ms, ts_valid, rating, helpful, verified, text_len, tl_valid,
-                       list(pid.chunks))
+        text_len = _value_pieces(path, colmap["text_len"], "text_len", cols["text_len"],
+                                 _INTS, pa.int64())
+    if "verified" in cols:
+        v = cols["verified"]
+        if not pa.types.is_boolean(v.type):
+            v = numeric(path, colmap["verified"], "verified", v, pa.int8())
+            if not pa.types.is_boolean(v.type):  # integer flags: > 0 true, 0 false, < 0 null
+                v = pc.if_else(pc.less(v, 0), pa.scalar(None, pa.bool_()), pc.greater(v, 0))
+        verified = column_pieces(v)
+    return BatchArrays(ms, ts_valid, n, rating, helpful, verified, text_len, list(pid.chunks))

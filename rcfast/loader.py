@@ -23,7 +23,7 @@ from rcfast.arrow_io import (
 )
 from rcfast.kernels import aggregate, strings
 from rcfast.kernels.time import week_and_reason
-from rcfast.panel import Columns, check_text_len
+from rcfast.panel import Columns
 from rcfast.schema import TS_MAX_MS, TS_MIN_MS
 
 MAX_EXAMPLES = 20
@@ -92,26 +92,25 @@ def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
     bar = progress_bar(progress and total_rows >= 4 * (1 << 20), total_rows, "read")
     for batch in batches:
         b = convert_batch(batch.path, batch.cols, batch.colmap, ropts)
-        n = len(b.rating)
+        n = b.n
         if pos + n > total_rows:
             raise InputError(f"{batch.path}: more rows than its metadata says; is the file "
                              "being written to?")
+        tl_min, tl_max = b.pack(rows, pos)
+        if tl_max >= aggregate.TEXT_LEN_LIMIT or tl_min <= -aggregate.TEXT_LEN_LIMIT:
+            raise InputError(f"{batch.path}: column {batch.colmap.get('text_len')!r} "
+                             f"(text_len): values must lie within +-2**59, got {tl_min} .. "
+                             f"{tl_max}; is it the right column?")
+        sl = slice(pos, pos + n)
         c = enc.add(b.product_chunks)
-        w, reason, n_bad = week_and_reason(b.ms, b.ts_valid, b.rating, c, TS_MIN_MS, TS_MAX_MS,
+        rating = rows[sl, 0].view(np.float64)  # as packed: NaN where null
+        w, reason, n_bad = week_and_reason(b.ms, b.ts_valid, rating, c, TS_MIN_MS, TS_MAX_MS,
                                            until_week if until_week is not None else 0,
                                            until_week is not None)
         if n_bad:
             count_rejects(batch, reason, rej, strict)
             c[reason >= 0] = -1
-        sl = slice(pos, pos + n)
         code[sl], week[sl] = c, w
-        try:
-            check_text_len(b.text_len)
-        except ValueError as exc:
-            raise InputError(f"{batch.path}: column {batch.colmap.get('text_len')!r} "
-                             f"(text_len): {exc}; is it the right column?") from None
-        aggregate.pack_rows(rows, pos, b.rating, b.helpful, b.verified, b.text_len,
-                            b.text_len_valid)
         pos += n
         bar.update(n)
         del b, batch

@@ -36,6 +36,58 @@ def pack_rows(out, start, rating, helpful, verified, text_len, text_len_valid):
         out[k, 2] = (tl << 3) | (np.int64(text_len_valid[i]) << 2) | np.int64(state)
 
 
+@njit(inline="always")
+def _bit(bits, i):
+    return (bits[i >> 3] >> (i & 7)) & 1
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def pack_columns(out, start, n, rating, r_at, r_valid, r_vat, helpful, h_at, h_valid, h_vat,
+                 v_bits, v_at, v_valid, v_vat, text_len, t_at, t_valid, t_vat):
+    """:func:`pack_rows` straight from Arrow's buffers: ``n`` rows into ``out[start:]``.
+
+    Each column comes as its values (any numeric dtype; ``verified`` as a bitmap) read from
+    element ``*_at``, and an LSB-first validity bitmap read from bit ``*_vat`` (empty: no
+    nulls). An empty ``helpful``, ``v_bits`` or ``text_len`` means the column is absent (all
+    null). A null rating becomes NaN, a null helpful count 0. Returns the least and greatest
+    valid text length (0, 0 when none), which the caller checks against
+    :data:`TEXT_LEN_LIMIT`: one pass over the batch instead of a cast, a ``fill_null`` and a
+    copy per column.
+    """
+    outf = out.view(np.float64)
+    has_h = helpful.shape[0] > 0
+    has_v = v_bits.shape[0] > 0
+    has_t = text_len.shape[0] > 0
+    nr = r_valid.shape[0] > 0
+    nh = h_valid.shape[0] > 0
+    nv = v_valid.shape[0] > 0
+    nt = t_valid.shape[0] > 0
+    lo = np.int64(0)  # invalid rows hold 0, which never widens the check
+    hi = np.int64(0)
+    for i in prange(n):
+        k = start + i
+        if nr and not _bit(r_valid, r_vat + i):
+            outf[k, 0] = np.nan
+        else:
+            outf[k, 0] = np.float64(rating[r_at + i])
+        h = np.int64(0)
+        if has_h and not (nh and not _bit(h_valid, h_vat + i)):
+            h = np.int64(helpful[h_at + i])
+        out[k, 1] = h
+        state = 0  # null
+        if has_v and not (nv and not _bit(v_valid, v_vat + i)):
+            state = 1 + np.int64(_bit(v_bits, v_at + i))
+        tl = np.int64(0)
+        tv = np.int64(0)
+        if has_t and not (nt and not _bit(t_valid, t_vat + i)):
+            tl = np.int64(text_len[t_at + i])
+            tv = 1
+        lo = min(lo, tl)
+        hi = max(hi, tl)
+        out[k, 2] = (tl << 3) | (tv << 2) | np.int64(state)
+    return lo, hi
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def _unpack(rows, idx, use_idx):
     m = idx.shape[0] if use_idx else rows.shape[0]

@@ -278,7 +278,7 @@ class ProductEncoder:
             codes, u0, u1 = strings.encode_keys(k0, k1)
             del k0, k1
             order = strings.argsort_keys(u0, u1)
-            s_off, s_data = strings.unpack_keys(u0[order], u1[order])
+            s_off, s_data = strings.unpack_keys_at(u0, u1, order)
         else:
             pool = (pa.concat_arrays(self._pool) if len(self._pool) > 1 else
                     self._pool[0] if self._pool else pa.array([], type=pa.large_string()))
@@ -293,7 +293,7 @@ class ProductEncoder:
                                          [None, pa.py_buffer(s_off), pa.py_buffer(s_data)])
         if s_off[-1] < 2**31:
             products = products.cast(pa.string())
-        return rank[codes], products
+        return strings.take(rank, codes), products
 
 
 def _strings_of_keys(k0: np.ndarray, k1: np.ndarray) -> pa.Array:

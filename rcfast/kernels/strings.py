@@ -557,7 +557,87 @@ def encode_keys(k0, k1, bucket_bits=None):
     return _unbucket(codes_b, hashes, bucket_bits, starts), u0, u1
 
 
+@njit(parallel=True, nogil=True, cache=True)
+def _radix_reorder(keys, order, n_blocks):
+    """``order`` stably re-sorted by ``keys[order]`` (uint64): LSD radix with 16-bit digits,
+    each pass counted and scattered by ``n_blocks`` blocks of rows in parallel (one histogram
+    per block keeps it stable); digits shared by all keys are skipped."""
+    n = order.shape[0]
+    nt = max(1, min(n_blocks, n // 65536 + 1))
+    block = (n + nt - 1) // nt
+    kb = np.empty(n, dtype=np.uint64)
+    for i in prange(n):
+        kb[i] = keys[order[i]]
+    ob = order.copy()
+    kt = np.empty(n, dtype=np.uint64)
+    ot = np.empty(n, dtype=np.int64)
+    hist = np.zeros((nt, 65536), dtype=np.int64)
+    for shift in range(0, 64, 16):
+        sh = np.uint64(shift)
+        for t in prange(nt):
+            h = hist[t]
+            h[:] = 0
+            for i in range(t * block, min(n, (t + 1) * block)):
+                h[np.int64((kb[i] >> sh) & np.uint64(0xFFFF))] += 1
+        shared = False
+        for d in range(65536):
+            c = 0
+            for t in range(nt):
+                c += hist[t, d]
+            if c == n:
+                shared = True  # every key has this digit: the pass would move nothing
+            if c > 0:
+                break
+        if shared:
+            continue
+        total = 0
+        for d in range(65536):  # hist[t, d] becomes block t's first slot for digit d
+            for t in range(nt):
+                c = hist[t, d]
+                hist[t, d] = total
+                total += c
+        for t in prange(nt):
+            h = hist[t]
+            for i in range(t * block, min(n, (t + 1) * block)):
+                d = np.int64((kb[i] >> sh) & np.uint64(0xFFFF))
+                p = h[d]
+                kt[p] = kb[i]
+                ot[p] = ob[i]
+                h[d] = p + 1
+        kb, kt = kt, kb
+        ob, ot = ot, ob
+    return ob
+
+
 def argsort_keys(k0, k1):
     """Stable argsort of packed keys, which is byte order of their strings."""
-    o = _radix_argsort(k1)
-    return o[_radix_argsort(k0[o])]
+    nb = get_num_threads()
+    return _radix_reorder(k0, _radix_reorder(k1, np.arange(k0.shape[0]), nb), nb)
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def take(values, idx):
+    """``values[idx]``, in parallel (numpy's fancy indexing runs on one core)."""
+    out = np.empty(idx.shape[0], dtype=values.dtype)
+    for i in prange(idx.shape[0]):
+        out[i] = values[idx[i]]
+    return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def unpack_keys_at(k0, k1, idx):
+    """:func:`unpack_keys` of the keys ``idx`` (in that order), without gathering them first."""
+    n = idx.shape[0]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + np.int64(k1[idx[i]] & np.uint64(0xFF))
+    data = np.empty(offsets[n], dtype=np.uint8)
+    for i in prange(n):
+        d = offsets[i]
+        ln = offsets[i + 1] - d
+        a = k0[idx[i]]
+        b = k1[idx[i]]
+        for j in range(ln):
+            w = a if j < 8 else b
+            data[d + j] = np.uint8((w >> np.uint64(56 - 8 * (j % 8))) & np.uint64(0xFF))
+    return offsets, data

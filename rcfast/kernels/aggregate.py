@@ -250,3 +250,25 @@ def scatter_rows(src, values, fill):
         s = src[r]
         out[r] = values[s] if s >= 0 else fill
     return out
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def ratio_bits(num, den):
+    """Finalize a mean: ``num / den`` as float64 (0.0 where ``den`` is 0) with an LSB-first
+    validity bitmap (``den > 0``, Arrow's layout) and the number of valid rows."""
+    n = num.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    bits = np.empty((n + 7) // 8, dtype=np.uint8)
+    n_valid = 0
+    for b in prange(bits.shape[0]):
+        byte = 0
+        for i in range(8 * b, min(n, 8 * b + 8)):
+            if den[i] > 0:
+                out[i] = num[i] / den[i]
+                byte |= 1 << (i - 8 * b)
+                n_valid += 1
+            else:
+                out[i] = 0.0
+        bits[b] = byte
+    return out, bits, n_valid
+

@@ -188,9 +188,10 @@ SLICE_ROWS = 1 << 20
 
 
 def panel_batches(cols: Columns, opts: PanelOptions, stats: PanelStats,
-                  slice_rows: int | None = None) -> Iterator[pa.Table]:
+                  slice_rows: int | None = None, consume: bool = False) -> Iterator[pa.Table]:
     """The panel of valid rows (``product_code >= 0``) as tables of whole products, in order,
-    about ``slice_rows`` (default :data:`SLICE_ROWS`) panel rows each."""
+    about ``slice_rows`` (default :data:`SLICE_ROWS`) panel rows each. With ``consume`` the
+    grouping may overwrite ``cols.product_code`` and ``cols.week`` (fresh memory is costly)."""
     slice_rows = slice_rows or SLICE_ROWS
     t = time.perf_counter()
 
@@ -202,7 +203,7 @@ def panel_batches(cols: Columns, opts: PanelOptions, stats: PanelStats,
 
     n_products = len(cols.products)
     perm, offsets, sw = group.sort_by_product_week(cols.product_code, cols.week, n_products,
-                                                   numba.get_num_threads())
+                                                   numba.get_num_threads(), overwrite=consume)
     group_offsets, run_start = group.week_runs(sw, offsets)
     gweek = aggregate.group_weeks(sw, run_start)
     del sw

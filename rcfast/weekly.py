@@ -264,11 +264,13 @@ def output_paths(output: str) -> tuple[Path, Path, bool]:
     return out, out / "_summary.json", True
 
 
-#: Parquet settings of the panel: ids and weeks dictionary-encoded with statistics (readers
-#: filter on them); the numeric columns plain, where dictionary attempts cost time for nothing.
-#: No stored Arrow schema: then readers see the summary in the schema metadata, and every
-#: column maps to a plain Parquet type (string, date, int, double).
-WRITE_OPTIONS = {"use_dictionary": ["product_id", "week_start"],
+#: Parquet settings of the panel: statistics on ids and weeks (readers filter on them); weeks
+#: dictionary-encoded; ids plain: a product's rows are consecutive, and snappy packs the
+#: repeats better than a dictionary, for less (a million panel rows: 28.6 vs 39.1 ms, 2.11 vs
+#: 2.17 MB). The numeric columns skip dictionaries, whose attempts cost time for nothing. No
+#: stored Arrow schema: then readers see the summary in the schema metadata, and every column
+#: maps to a plain Parquet type (string, date, int, double).
+WRITE_OPTIONS = {"use_dictionary": ["week_start"],
                  "write_statistics": ["product_id", "week_start"], "store_schema": False}
 #: Codecs that gain little on delta-packed integers (see :func:`write_options`).
 _FAST_CODECS = ("snappy", "lz4")
@@ -284,8 +286,7 @@ def write_options(schema: pa.Schema, compression: str | None) -> dict:
     of their size for up to 40 % more encoding time, so with those codecs they stay
     uncompressed; zstd and gzip, chosen for size, still apply.
     """
-    ints = [f.name for f in schema
-            if pa.types.is_integer(f.type) and f.name not in WRITE_OPTIONS["use_dictionary"]]
+    ints = [f.name for f in schema if pa.types.is_integer(f.type)]
     comp: str | dict | None = compression
     if compression in _FAST_CODECS:
         comp = {f.name: ("none" if f.name in ints else compression) for f in schema}
@@ -631,7 +632,7 @@ def run(args: argparse.Namespace) -> dict:
                                     meanwhile=init_numba)
         timings["read"] = time.perf_counter() - t
         stats = PanelStats()
-        batches = panel_batches(cols, popts, stats)
+        batches = panel_batches(cols, popts, stats, consume=True)  # cols: not used after
     t = time.perf_counter()
     writer = None
     try:

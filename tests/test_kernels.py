@@ -180,6 +180,28 @@ def test_sort_by_product_week(rows, blocks):
     assert offsets.tolist() == [sum(1 for c, _ in rows if 0 <= c < j) for j in range(7)]
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 6, 513, 5000, 70_000]),
+       st.sampled_from([0, 1, 300, 100_000]), st.sampled_from([1, 52, 3000, 40_000]),
+       st.integers(1, 3), st.booleans())
+def test_sort_by_product_week_many_products_and_weeks(seed, n_products, n, span, blocks,
+                                                      overwrite):
+    # product counts past 2**HIGH_BITS (bucket-local sorts by the low bits), week spans on
+    # both sides of BUCKET_WEEKS_MAX (the global week sort), several blocks, -1 rows, and the
+    # result written over the inputs
+    rng = np.random.default_rng(seed)
+    code = rng.integers(-1, n_products, n).astype(np.int32)
+    week = (rng.integers(0, span, n) - span // 2).astype(np.int32)
+    order = np.lexsort((np.arange(n), week, code))
+    order = order[code[order] >= 0]
+    want_off = np.searchsorted(code[order], np.arange(n_products + 1), side="left")
+    want_sw = week[order]
+    perm, offsets, sw = group.sort_by_product_week(code, week, n_products, blocks, overwrite)
+    assert np.array_equal(perm, order)
+    assert np.array_equal(sw, want_sw)
+    assert np.array_equal(offsets, want_off)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(st.integers(-5, 40), max_size=70), max_size=6))
 def test_week_runs(segments):

@@ -510,4 +510,6 @@ def test_panel_integers_delta_packed_and_row_groups_whole_slices(tmp_path, monke
             assert "DELTA_BINARY_PACKED" in cols[name].encodings, name
             assert cols[name].compression == ("UNCOMPRESSED" if codec == "snappy" else "ZSTD")
         assert cols["rating_mean"].compression == codec.upper()
-        assert "RLE_DICTIONARY" in cols["product_id"].encodings
+        assert "RLE_DICTIONARY" in cols["week_start"].encodings
+        assert "RLE_DICTIONARY" not in cols["product_id"].encodings
+        assert cols["product_id"].statistics.has_min_max

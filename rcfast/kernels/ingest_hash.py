@@ -19,12 +19,10 @@ runs its blocks. ``partition = hash % n``.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from rcfast.kernels.nojit import fnv_hash_numpy, mix64_array  # noqa: F401 (re-exported)
-from rcfast.kernels.strings import _hash_one, _mix64
+from rcfast.kernels.strings import _hash_one, _mix64, load8  # noqa: F401 (re-exported)
 
 
 @njit(nogil=True, cache=True)
@@ -60,23 +58,6 @@ def fnv_hash_py(value: bytes) -> int:
 _W_SEED = np.uint64(0x243F6A8885A308D3)
 _W_MUL = np.uint64(0x9E3779B97F4A7C15)
 _MASK64 = (1 << 64) - 1
-
-
-@intrinsic
-def load8(typingctx, arr, idx):
-    """The little-endian uint64 at ``arr[idx : idx + 8]`` of a uint8 array (unaligned load; the
-    caller guarantees ``idx + 8 <= len(arr)``)."""
-    if not isinstance(arr, types.Array) or arr.dtype != types.uint8:
-        return None
-    sig = types.uint64(arr, idx)
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.gep(ary.data, [args[1]])
-        p64 = builder.bitcast(ptr, ir.IntType(64).as_pointer())
-        return builder.load(p64, align=1)
-
-    return sig, codegen
 
 
 @njit(inline="always", nogil=True)

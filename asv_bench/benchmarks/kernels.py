@@ -74,6 +74,47 @@ class WeekIndex:
         self.time_week(tool, rows)
 
 
+class PackRows:
+    """A batch's review values (rating, helpful votes, verified, text length; Arrow columns with
+    nulls) into the packed rows the grouping reads: rcfast straight from Arrow's buffers, pandas
+    through ``to_pandas`` and null filling."""
+
+    params = [TOOLS, SIZES]
+    param_names = ["tool", "rows"]
+
+    def setup(self, tool, rows):
+        from pathlib import Path
+
+        from rcfast.arrow_io import ReadOptions
+
+        t = reviews(rows)
+        names = ["product_id", "timestamp", "rating", "helpful_votes", "verified", "text_len"]
+        self.cols = {f: t.column(f) for f in names}
+        self.colmap = {f: f for f in names}
+        self.where, self.opts = Path("bench.parquet"), ReadOptions()
+        self.values = t.select(names[2:])
+        self.out = np.empty((rows, aggregate.ROW_WIDTH), dtype=np.int64)
+        self._rcfast()  # warm the JIT
+
+    def _rcfast(self):
+        from rcfast.arrow_io import convert_batch
+
+        convert_batch(self.where, self.cols, self.colmap, self.opts).pack(self.out, 0)
+
+    def time_pack(self, tool, rows):
+        if tool == "pandas":
+            df = self.values.to_pandas()
+            df["helpful_votes"].fillna(0).astype("int64")
+            df["verified"].map({True: 2, False: 1}).fillna(0).astype("int8")
+            df["text_len"].fillna(0).astype("int64")
+            df["text_len"].notna()
+        else:
+            self._rcfast()
+
+    def peakmem_pack(self, tool, rows):
+        self.time_pack(tool, rows)
+
+
 class GroupAggregate:
     """Group rows by (product, week) and aggregate: count, mean, std, stars, helpful."""
 

@@ -69,16 +69,10 @@ HIGH_BITS = 9
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def counting_sort_wide(keys, n_keys, n_blocks, payload, payload2):
-    """:func:`counting_sort` for millions of keys, in two cache-friendly passes.
-
-    One pass over millions of keys keeps a write cursor per key, and nearly every row costs a
-    cache miss for its cursor and one for its destination. Here a stable pass by the high bits
-    of the key (at most ``2**HIGH_BITS`` cursors) is followed, for each bucket in parallel, by
-    a stable counting sort by the low bits over rows that fit in L2. Same result: ``(offsets
-    int64[n_keys + 1], payload, payload2)`` in (key, input position) order, ``-1`` keys left
-    out. ``payload`` and ``payload2`` are overwritten: their memory holds the result.
-    """
+def _high_buckets(keys, n_keys, n_blocks):
+    """The first pass of the two-pass sorts: rows by the high bits of their key (``-1`` keys
+    left out). Returns ``(low_bits, n_high, nt, block, hist, hoff)``: ``hist[t, b]`` is block
+    ``t``'s first slot in bucket ``b``, bucket ``b`` spans ``hoff[b]:hoff[b + 1]``."""
     n = keys.shape[0]
     bits = 0
     while (1 << bits) < n_keys:
@@ -95,13 +89,29 @@ def counting_sort_wide(keys, n_keys, n_blocks, payload, payload2):
             if k >= 0:
                 h[k >> low_bits] += 1
     hoff = np.zeros(n_high + 1, dtype=np.int64)
-    for b in range(n_high):  # hist[t, b] becomes block t's first slot in bucket b
+    for b in range(n_high):
         s = hoff[b]
         for t in range(nt):
             c = hist[t, b]
             hist[t, b] = s
             s += c
         hoff[b + 1] = s
+    return low_bits, n_high, nt, block, hist, hoff
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def counting_sort_wide(keys, n_keys, n_blocks, payload, payload2):
+    """:func:`counting_sort` for millions of keys, in two cache-friendly passes.
+
+    One pass over millions of keys keeps a write cursor per key, and nearly every row costs a
+    cache miss for its cursor and one for its destination. Here a stable pass by the high bits
+    of the key (at most ``2**HIGH_BITS`` cursors) is followed, for each bucket in parallel, by
+    a stable counting sort by the low bits over rows that fit in L2. Same result: ``(offsets
+    int64[n_keys + 1], payload, payload2)`` in (key, input position) order, ``-1`` keys left
+    out. ``payload`` and ``payload2`` are overwritten: their memory holds the result.
+    """
+    n = keys.shape[0]
+    low_bits, n_high, nt, block, hist, hoff = _high_buckets(keys, n_keys, n_blocks)
     m = hoff[n_high]
     ka = np.empty(m, dtype=keys.dtype)
     pa = np.empty(m, dtype=payload.dtype)
@@ -191,28 +201,7 @@ def _sort_in_product_buckets(code, week, n_products, lo, n_weeks, n_blocks, perm
     ``week`` themselves: every read of those ends before the first write.
     """
     n = code.shape[0]
-    bits = 0
-    while (1 << bits) < n_products:
-        bits += 1
-    low_bits = max(0, bits - HIGH_BITS)
-    n_high = ((max(n_products, 1) - 1) >> low_bits) + 1
-    nt = max(1, min(n_blocks, n // 65536 + 1))
-    block = (n + nt - 1) // nt
-    hist = np.zeros((nt, n_high), dtype=np.int64)
-    for t in prange(nt):
-        h = hist[t]
-        for i in range(t * block, min(n, (t + 1) * block)):
-            k = code[i]
-            if k >= 0:
-                h[k >> low_bits] += 1
-    hoff = np.zeros(n_high + 1, dtype=np.int64)
-    for b in range(n_high):
-        s = hoff[b]
-        for t in range(nt):
-            c = hist[t, b]
-            hist[t, b] = s
-            s += c
-        hoff[b + 1] = s
+    low_bits, n_high, nt, block, hist, hoff = _high_buckets(code, n_products, n_blocks)
     m = hoff[n_high]
     kb = np.empty(m, dtype=code.dtype)
     wb = np.empty(m, dtype=np.int32)  # week - lo

@@ -474,21 +474,9 @@ def pack_keys(offsets, data):
     return k0, k1
 
 
-@njit(parallel=True, nogil=True, cache=True)
 def unpack_keys(k0, k1):
     """Strings of packed keys: ``(offsets int64, data uint8)``."""
-    n = k0.shape[0]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
-        offsets[i + 1] = offsets[i] + np.int64(k1[i] & np.uint64(0xFF))
-    data = np.empty(offsets[n], dtype=np.uint8)
-    for i in prange(n):
-        d = offsets[i]
-        ln = offsets[i + 1] - d
-        for j in range(ln):
-            w = k0[i] if j < 8 else k1[i]
-            data[d + j] = np.uint8((w >> np.uint64(56 - 8 * (j % 8))) & np.uint64(0xFF))
-    return offsets, data
+    return unpack_keys_at(k0, k1, np.arange(k0.shape[0]))
 
 
 @njit(inline="always")

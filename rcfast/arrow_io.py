@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rcfast.kernels import strings
+from rcfast.kernels import aggregate, strings
 from rcfast.kernels.time import to_ms
 from rcfast.panel import string_buffers
 from rcfast.schema import (
@@ -464,8 +464,6 @@ class BatchArrays:
     def pack(self, rows: np.ndarray, pos: int) -> tuple[int, int]:
         """Write the batch's rows into ``rows[pos:pos + n]`` (:func:`aggregate.pack_columns`);
         return the least and greatest text length."""
-        from rcfast.kernels import aggregate
-
         cols = (self.rating, self.helpful, self.verified, self.text_len)
         cuts = sorted({0, self.n} | {p.start for c in cols if c for p in c})
         lo = hi = 0
@@ -520,9 +518,8 @@ def convert_batch(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str
                                  _INTS, pa.int64())
     if "verified" in cols:
         v = cols["verified"]
-        if not pa.types.is_boolean(v.type):
+        if not pa.types.is_boolean(v.type):  # integer flags: > 0 true, 0 false, < 0 null
             v = numeric(path, colmap["verified"], "verified", v, pa.int8())
-            if not pa.types.is_boolean(v.type):  # integer flags: > 0 true, 0 false, < 0 null
-                v = pc.if_else(pc.less(v, 0), pa.scalar(None, pa.bool_()), pc.greater(v, 0))
+            v = pc.if_else(pc.less(v, 0), pa.scalar(None, pa.bool_()), pc.greater(v, 0))
         verified = column_pieces(v)
     return BatchArrays(ms, ts_valid, n, rating, helpful, verified, text_len, list(pid.chunks))

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from rcfast.kernels.nojit import fnv_hash_numpy, mix64_array  # noqa: F401 (re-exported)
-from rcfast.kernels.strings import _hash_one, _mix64, load8  # noqa: F401 (re-exported)
+from rcfast.kernels.strings import _hash_one, _mix64, load8
 
 
 @njit(nogil=True, cache=True)

@@ -38,7 +38,7 @@ from numba.core import cgutils
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from rcfast.kernels.ingest_hash import _W_SEED, load8, word_final, word_hash, word_mix
+from rcfast.kernels.ingest_hash import _W_SEED, word_final, word_hash, word_mix
 from rcfast.kernels.nojit import (  # noqa: F401 (re-exported)
     KIND_BOOL,
     KIND_FLOAT,
@@ -48,6 +48,7 @@ from rcfast.kernels.nojit import (  # noqa: F401 (re-exported)
     KIND_TEXT,
     key_words,
 )
+from rcfast.kernels.strings import load8
 
 
 #: per key length 0..24: the masks of its three 8-byte words (bytes beyond the key cleared)

@@ -37,7 +37,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu"):
     import torch
 
     from rcfast.nn.config import TrainConfig
-    from rcfast.nn.model import ForecastModel
+    from rcfast.nn.model import ForecastModel, upgrade_state_dict
 
     p = Path(checkpoint)
     if p.is_dir() and (p / "model.pt").is_file():
@@ -63,7 +63,7 @@ def load_model(checkpoint: str | Path, device: str = "cpu"):
     else:
         raise FileNotFoundError(f"no model.pt or DeepSpeed checkpoint at {checkpoint}")
     model = ForecastModel(cfg)
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.load_state_dict({k: v.float() for k, v in upgrade_state_dict(state).items()})
     model.eval().to(device)
     meta["run_dir"] = str(run_dir)
     return model, cfg, meta

@@ -246,24 +246,24 @@ def _cdf(d, k):
 
 
 def test_block_matches_torch_encoder_layer():
-    """Without dropout the lean block is torch's pre-norm TransformerEncoderLayer."""
-    from rcfast.nn.model import Block
+    """Without dropout the lean block is torch's pre-norm TransformerEncoderLayer, and weights
+    saved under the torch layer's names load into it (upgrade_state_dict)."""
+    from rcfast.nn.model import ForecastModel, upgrade_state_dict
     torch.manual_seed(0)
-    ref = torch.nn.TransformerEncoderLayer(16, 4, 40, 0.1, batch_first=True, norm_first=True,
-                                           activation="gelu").eval()
-    b = Block(16, 4, 40, 0.1).eval()
-    with torch.no_grad():
-        b.qkv.weight.copy_(ref.self_attn.in_proj_weight)
-        b.qkv.bias.copy_(ref.self_attn.in_proj_bias)
-        b.proj.weight.copy_(ref.self_attn.out_proj.weight)
-        b.proj.bias.copy_(ref.self_attn.out_proj.bias)
-        for mine, theirs in ((b.ln1, ref.norm1), (b.ln2, ref.norm2), (b.ff1, ref.linear1),
-                             (b.ff2, ref.linear2)):
-            mine.load_state_dict(theirs.state_dict())
+    cfg = TrainConfig(context_length=10, horizon=3, patch_len=4, d_model=16, n_heads=4,
+                      n_layers=2, d_ff=40)
+    ref = [torch.nn.TransformerEncoderLayer(16, 4, 40, 0.1, batch_first=True, norm_first=True,
+                                            activation="gelu").eval() for _ in range(2)]
+    model = ForecastModel(cfg).eval()
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")}
+    for i, layer in enumerate(ref):
+        old.update({f"encoder.layers.{i}.{k}": v for k, v in layer.state_dict().items()})
+    model.load_state_dict(upgrade_state_dict(old))  # strict: every key mapped, none left over
     x = torch.randn(3, 7, 16)
-    torch.testing.assert_close(b(x), ref(x), rtol=1e-5, atol=1e-5)
-    b.train()  # dropout on the residual branches in training only
-    assert not torch.allclose(b(x), ref(x), atol=1e-3)
+    for block, layer in zip(model.blocks, ref):
+        torch.testing.assert_close(block(x), layer(x), rtol=1e-5, atol=1e-5)
+    block.train()  # dropout on the residual branches in training only
+    assert not torch.allclose(block(x), layer(x), atol=1e-3)
 
 
 def test_model_forward_shapes_and_bf16():

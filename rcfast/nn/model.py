@@ -105,6 +105,29 @@ class ForecastModel(nn.Module):
         return mu, alpha
 
 
+#: Parameter names of torch's encoder layer (the model's layers until 2026-11-28) -> Block's.
+_TORCH_LAYER_NAMES = {"self_attn.in_proj_weight": "qkv.weight",
+                      "self_attn.in_proj_bias": "qkv.bias", "self_attn.out_proj.": "proj.",
+                      "linear1.": "ff1.", "linear2.": "ff2.", "norm1.": "ln1.", "norm2.": "ln2."}
+
+
+def upgrade_state_dict(state: dict) -> dict:
+    """Weights saved when the model stacked ``nn.TransformerEncoderLayer`` (keys
+    ``encoder.layers.i.*``) renamed for :class:`Block`, which computes the same function
+    (both are pre-norm; the parameters map one to one). Other state dicts pass unchanged."""
+    out = {}
+    for key, v in state.items():
+        if key.startswith("encoder.layers."):
+            i, rest = key[len("encoder.layers."):].split(".", 1)
+            for old, new in _TORCH_LAYER_NAMES.items():
+                if rest.startswith(old):
+                    rest = new + rest[len(old):]
+                    break
+            key = f"blocks.{i}.{rest}"
+        out[key] = v
+    return out
+
+
 def nb_nll(y: torch.Tensor, mu: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood of counts ``y`` under NB(mean mu, dispersion alpha), fp32,
     elementwise. var = mu + alpha mu^2; r = 1/alpha."""

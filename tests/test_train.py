@@ -203,6 +203,38 @@ def test_sampler_bulk_deterministic_no_leakage(small_panel):
     assert TrainConfig.from_dict({"refit": "true"}).refit is True
 
 
+def test_focus_windows_match_brute_force(small_panel):
+    """The focus windows are exactly the training windows with >= min reviews in the 52 weeks
+    before the origin (pandas reference), and focus_share of each batch comes from them."""
+    H = 4
+    panel = read_panel(small_panel)
+    split = make_split(panel.end_week, H)
+    ref = _dense_reference(small_panel)
+    want = set()
+    for code, pid in enumerate(panel.product_ids):
+        s = ref[pid]
+        first = int(s.index.min())
+        for o in range(first + 1, split.train_last_origin + 1):
+            if s.loc[max(first, o - 52):o - 1].sum() >= 20:
+                want.add((code, o))
+    assert 0 < len(want)
+    s = OriginSampler(panel, context_length=52, horizon=H, last_origin=split.train_last_origin,
+                      seed=5, focus_share=0.5, focus_min_reviews=20)
+    got = set(zip(s.focus_prod.tolist(), s.focus_origin.tolist()))
+    assert got == want and s.n_focus_windows == len(want)
+    p, o = s.sample(3, 2000)
+    assert torch.equal(s.sample(3, 2000)[1], o)
+    base = OriginSampler(panel, context_length=52, horizon=H,
+                         last_origin=split.train_last_origin, seed=5)
+    pb, ob = base.sample(3, 2000)
+    rate = sum((a, b) in want for a, b in zip(pb.tolist(), ob.tolist())) / 2000
+    hits = sum((a, b) in want for a, b in zip(p.tolist(), o.tolist()))
+    # 1,000 drawn from the focus set, and about `rate` of the other 1,000 by the base draw
+    assert abs(hits - 1000 * (1 + rate)) < 80, (hits, rate)
+    with pytest.raises(ValueError, match="focus_share"):
+        TrainConfig(focus_share=1.5)
+
+
 def test_data_path_speedup(small_panel):
     """The gather path is far faster than a per-sample Dataset (full figure: the benchmark)."""
     from rcfast.bench.train_data import prepare, time_gather, time_per_sample

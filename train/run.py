@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     split = make_split(panel.end_week, H, refit=cfg.refit)
     sampler = OriginSampler(panel, context_length=L, horizon=H,
                             last_origin=split.train_last_origin, min_history=cfg.min_history,
-                            power=cfg.sample_power, seed=cfg.seed)
+                            power=cfg.sample_power, seed=cfg.seed,
+                            focus_share=cfg.focus_share, focus_min_reviews=cfg.head_min_reviews)
 
     # ---- distributed init (deepspeed launcher, srun, or a world of one) ----------------------
     launch_mode = slurm_to_torch_env()
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         sampler = OriginSampler(panel, context_length=L, horizon=H,
                                 last_origin=split.train_last_origin,
                                 min_history=cfg.min_history, power=cfg.sample_power,
-                                seed=cfg.seed, device=device)
+                                seed=cfg.seed, focus_share=cfg.focus_share,
+                                focus_min_reviews=cfg.head_min_reviews, device=device)
     torch.manual_seed(cfg.seed + 1 + rank)  # dropout stream of this rank
 
     # ---- resume --------------------------------------------------------------------------------
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         "val_origin": str(date_of_week(split.val_origin)),
                         "test_origin": str(date_of_week(split.test_origin))},
               "products": panel.n_products, "training_windows": sampler.n_windows,
+              "focus_windows": sampler.n_focus_windows,
               "git": git_info(REPO), "torch": torch.__version__,
               "deepspeed": deepspeed.__version__, "resumed_from_step": start_step}
         name = "hparams.json" if start_step == 0 else f"hparams.resume{start_step}.json"

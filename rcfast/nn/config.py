@@ -87,6 +87,11 @@ class TrainConfig:
     sample_power: float = 1.0
     """Product p is drawn with weight n_origins(p) * (1 + mean weekly reviews of p)^power:
     0 = every training window equally likely; 1 = DeepAR-style, busy products more often."""
+    focus_share: float = 0.0
+    """Share of each batch drawn uniformly from the *focus windows*: training windows whose 52
+    weeks before the origin hold at least head_min_reviews reviews, the training counterpart
+    of the evaluation's head (about 1 % of the demo panel's windows, which the weighted draw
+    above gives ~3 % of a batch). 0 = none."""
     min_history: int = 1
     """Training origins start this many weeks after a product's first review week."""
 
@@ -134,6 +139,8 @@ class TrainConfig:
         need(self.micro_batch_size >= 0 and self.grad_accum >= 0,
              "micro_batch_size and grad_accum must be >= 0")
         need(self.min_history >= 1, "min_history must be >= 1")
+        need(0.0 <= self.focus_share <= 1.0,
+             f"focus_share must be in [0, 1], got {self.focus_share}")
         need(self.average_last >= 1, f"average_last must be >= 1, got {self.average_last}")
         need(self.point_forecast in ("mean", "median"),
              f"point_forecast must be 'mean' or 'median', got {self.point_forecast!r}")

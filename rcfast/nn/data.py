@@ -267,6 +267,7 @@ class OriginSampler:
 
     def __init__(self, panel: Panel, *, context_length: int, horizon: int, last_origin: int,
                  min_history: int = 1, power: float = 1.0, seed: int = 0,
+                 focus_share: float = 0.0, focus_min_reviews: int = 26,
                  device: str | torch.device = "cpu") -> None:
         # with the whole history stored, an origin needs min_history weeks since the first
         # review (earlier weeks are zeros); with a truncated store, all L weeks must be held.
@@ -292,6 +293,12 @@ class OriginSampler:
         self.n_origins = torch.from_numpy(n_orig.astype(np.int64)).to(self.device)
         self.seed = int(seed)
         self.n_windows = int(n_orig.sum())
+        self.focus_share = float(focus_share)
+        fp, fo = (focus_windows(panel, first_origin, n_orig, focus_min_reviews, last_origin)
+                  if focus_share > 0 else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        self.focus_prod = torch.from_numpy(fp).to(self.device)
+        self.focus_origin = torch.from_numpy(fo).to(self.device)
+        self.n_focus_windows = len(fp)
 
     def generator(self, step: int) -> torch.Generator:
         g = torch.Generator(device=self.device)
@@ -307,7 +314,45 @@ class OriginSampler:
             len(self.cdf) - 1)
         u = torch.rand(n, generator=g, dtype=torch.float64, device=self.device)
         off = (u * self.n_origins[prod]).long().clamp_max(self.n_origins[prod] - 1)
-        return prod, self.first_origin[prod] + off
+        origin = self.first_origin[prod] + off
+        m = round(self.focus_share * n) if self.n_focus_windows else 0
+        if m:  # the last m draws come from the focus windows instead, then all are shuffled
+            k = (torch.rand(m, generator=g, dtype=torch.float64, device=self.device)
+                 * self.n_focus_windows).long().clamp_max(self.n_focus_windows - 1)
+            prod = torch.cat([prod[:n - m], self.focus_prod[k]])
+            origin = torch.cat([origin[:n - m], self.focus_origin[k]])
+            perm = torch.randperm(n, generator=g, device=self.device)
+            prod, origin = prod[perm], origin[perm]
+        return prod, origin
+
+
+def focus_windows(panel: Panel, first_origin: np.ndarray, n_orig: np.ndarray, min_reviews: int,
+                  last_origin: int, weeks: int = 52) -> tuple[np.ndarray, np.ndarray]:
+    """Training windows (product, origin) whose ``weeks`` weeks before the origin hold at least
+    ``min_reviews`` reviews: the training counterpart of the evaluation's head. From the
+    sparse rows, over only the products with that many reviews before ``last_origin``."""
+    tr = panel.week < last_origin
+    tot = np.bincount(panel.code[tr], weights=panel.count[tr], minlength=panel.n_products)
+    sel = np.nonzero((tot >= min_reviews) & (n_orig > 0))[0]
+    if len(sel) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    # each selected product's weeks first_week .. last_origin-1, densely, one after another
+    span = last_origin - panel.first_week[sel]
+    base = np.zeros(panel.n_products, np.int64)
+    base[sel] = np.r_[0, np.cumsum(span)[:-1]]
+    keep = tr & np.isin(panel.code, sel)
+    dense = np.zeros(int(span.sum()) + 1)
+    c = panel.code[keep]
+    np.add.at(dense, base[c] + panel.week[keep] - panel.first_week[c], panel.count[keep])
+    csum = np.r_[0.0, np.cumsum(dense)]          # csum[i] = reviews in dense rows before i
+    prod = np.repeat(sel, n_orig[sel])
+    origin = first_origin[prod] + (np.arange(len(prod)) -
+                                   np.repeat(np.cumsum(n_orig[sel]) - n_orig[sel], n_orig[sel]))
+    start = base[prod]
+    i = start + origin - panel.first_week[prod]  # dense row of the origin week
+    act = csum[i] - csum[np.maximum(start, i - weeks)]
+    ok = act >= min_reviews
+    return prod[ok].astype(np.int64), origin[ok].astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------------

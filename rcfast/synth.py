@@ -8,7 +8,10 @@ What it imitates, and why each piece matters for the weekly panel:
   (that skew is what makes per-product work unbalanced).
 * **Launch dates** are mostly 2012-2023 with a thin tail back to 1998; each product's review
   intensity rises over its first month and decays (see life cycles below), so
-  products have long, gappy weekly histories. Reviews end at 2023-09-30 like the 2023 dump.
+  products have long, gappy weekly histories. Reviews end at 2023-09-30 like the 2023 dump,
+  and a product keeps only the reviews of its life before that end: one launched two months
+  earlier has two months' worth (version 3 gave every product its whole lifetime's reviews,
+  crammed into the time left for recent launches).
 * **Seasonality**: December and January peaks and a small day-of-week effect, by thinning.
 * **Popularity waves and launch ramps**: real products' review rates rise and fall with
   promotions, competitors and fashions, by tens of percent over a few months, and build
@@ -66,7 +69,7 @@ __all__ = [
 ]
 
 #: Bump whenever the generated rows change for the same arguments (it keys the demo cache).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 #: Rows per internal RNG block. Part of the output's identity: changing it changes the data.
 BLOCK_ROWS = 1 << 17
@@ -101,6 +104,10 @@ _WAVE_TERMS = 4
 #: product, sd 0.7 in log; 30 % of reviews follow a 5x slower tail): most products peak within
 #: a few months of launch and fade, as consumer goods do.
 _DECAY_DAYS = 90.0
+#: Share of a product's reviews on the slow tail of its life cycle, and that tail's scale
+#: as a multiple of the product's decay scale.
+_TAIL_SHARE = 0.3
+_TAIL_MULT = 5.0
 #: Reviews build up after launch as sales do: intensity x (1 - exp(-age / ramp)), the ramp
 #: lognormal per product around this median (days).
 _RAMP_DAYS = 30.0
@@ -296,18 +303,46 @@ def _day_weight() -> np.ndarray:
     return _MONTH_WEIGHT[month] * _DOW_WEIGHT[dow]
 
 
+def _draw_products(cat: _Catalog, rng: np.random.Generator, n: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Product index, decay scale (days) and in-data mass of that decay for ``n`` rows.
+
+    A review is first a draw from a product's whole life: product k by its Zipf weight P(k),
+    a decay component (:data:`_TAIL_SHARE` of the slow one), and a post-launch age from that
+    exponential. A review whose age falls after the data's end is not in the dump, so the row
+    is drawn again from scratch; that rejection keeps product k's rows in proportion to
+    P(k) x (mass of its life inside the data), and a product launched two months before the
+    end has two months' worth of reviews, not its whole lifetime's (versions before 4 kept the
+    product and drew the age again, which crammed a recent launch's lifetime of reviews into
+    the weeks left: two to three times the rate of the same product a year earlier). Whether
+    the age lands inside depends only on that mass, so it is decided without drawing the age.
+    """
+    prod = _zipf_index(rng.random(n), cat.n_products, cat.zipf_b)
+    scale = cat.decay_days[prod].astype(np.float64) \
+        * np.where(rng.random(n) < _TAIL_SHARE, _TAIL_MULT, 1.0)
+    span_days = np.maximum((_END_MS - cat.launch_ms[prod]) / _MS_PER_DAY, 1e-3)
+    mass = -np.expm1(-span_days / scale)
+    todo = np.flatnonzero(rng.random(n) >= mass)
+    # The in-data share of all products' lives is ~0.9, so the redraws shrink geometrically.
+    while todo.size:
+        m = todo.size
+        p = _zipf_index(rng.random(m), cat.n_products, cat.zipf_b)
+        s = cat.decay_days[p].astype(np.float64) \
+            * np.where(rng.random(m) < _TAIL_SHARE, _TAIL_MULT, 1.0)
+        ms = -np.expm1(-np.maximum((_END_MS - cat.launch_ms[p]) / _MS_PER_DAY, 1e-3) / s)
+        prod[todo], scale[todo], mass[todo] = p, s, ms
+        todo = todo[rng.random(m) >= ms]
+    return prod, scale, mass
+
+
 def _block(cat: _Catalog, seed: int, block: int, n: int, with_text: bool) -> dict[str, np.ndarray]:
     """Draw the numeric columns of one block of ``n`` rows."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB10C, block]))
-    prod = _zipf_index(rng.random(n), cat.n_products, cat.zipf_b)
+    prod, scale, mass = _draw_products(cat, rng, n)
     user = _zipf_index(rng.random(n), cat.n_users, cat.user_b)
 
     launch = cat.launch_ms[prod]
-    span_days = np.maximum((_END_MS - launch) / _MS_PER_DAY, 1e-3)
-    scale = cat.decay_days[prod].astype(np.float64) * np.where(rng.random(n) < 0.3, 5.0, 1.0)
     dyn = _dynamics(cat, prod)
-    # Mass of the truncated exponential inside [launch, end], per row, reused across retries.
-    mass = -np.expm1(-span_days / scale)
     weight = _day_weight()
     fmax = weight.max()
     ts = np.empty(n, dtype=np.int64)

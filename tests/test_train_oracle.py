@@ -58,3 +58,28 @@ def test_expected_counts_match_the_generated_reviews():
     assert abs(ratio - dow.sum() / dow[:6].sum()) < 0.01, ratio
     # and lambda is far better than a shuffled lambda (the test can fail)
     assert np.abs(y - lam).mean() < np.abs(y - lam[::-1]).mean()
+
+
+def test_recent_launches_have_only_the_reviews_of_their_weeks_in_the_data():
+    """A product launched shortly before the data's end keeps its rows in proportion to the
+    part of its life inside the data (generator v4); v3 crammed its whole lifetime's reviews
+    into the weeks left, 40 % more rows for this cohort than the v4 law allows."""
+    from rcfast import synth
+
+    n_rows, seed = 200_000, 3
+    t = pa.Table.from_batches(list(synth.generate_batches(n_rows, seed)))
+    cat = synth._catalog(n_rows, seed, synth._resolve_products(n_rows, None))
+    ids = {bytes(r).decode(): i for i, r in enumerate(cat.id_bytes)}
+    ci = np.array([ids[s] for s in t.column("product_id").to_pylist()])
+    n, b = cat.n_products, cat.zipf_b
+    k = np.arange(n, dtype=np.float64)
+    pk = (np.log1p((k + 1) / b) - np.log1p(k / b)) / np.log1p(n / b)
+    oracle = _oracle()
+    w = np.array([s for s, _ in oracle.SHARES])
+    kept = pk[:, None] * w * oracle.in_data_mass(cat, np.arange(n))
+    cohort = cat.launch_ms >= synth._LAUNCH_END_MS - 120 * 86_400_000
+    observed = np.isin(ci, np.flatnonzero(cohort)).sum()
+    expected = n_rows * kept[cohort].sum() / kept.sum()
+    crammed = n_rows * pk[cohort].sum()
+    assert abs(observed - expected) < 4 * np.sqrt(expected), (observed, expected)
+    assert observed < expected + 0.5 * (crammed - expected), (observed, expected, crammed)

@@ -44,7 +44,17 @@ from rcfast import synth  # noqa: E402
 from rcfast.nn.data import date_of_week, make_split, read_panel  # noqa: E402
 from rcfast.nn.metrics import evaluate, history_matrix, table  # noqa: E402
 
-SHARES = ((0.7, 1.0), (0.3, 5.0))  # (share of rows, decay-scale multiplier), as in synth._block
+# (share of a life's reviews, decay-scale multiplier), as in synth._draw_products
+SHARES = ((1.0 - synth._TAIL_SHARE, 1.0), (synth._TAIL_SHARE, synth._TAIL_MULT))
+
+
+def in_data_mass(cat, idx: np.ndarray) -> np.ndarray:
+    """[len(idx), len(SHARES)]: the share of each decay component of products ``idx`` that
+    falls before the data's end (the generator keeps a product's rows in that proportion)."""
+    span = np.maximum((synth._END_MS - cat.launch_ms[idx].astype(np.float64))
+                      / synth._MS_PER_DAY, 1e-3)
+    d = cat.decay_days[idx].astype(np.float64)
+    return np.stack([-np.expm1(-span / (mult * d)) for _, mult in SHARES], axis=1)
 
 
 def expected_counts(panel, prods: np.ndarray, origin: int, horizon: int, n_rows: int, seed: int,
@@ -55,7 +65,17 @@ def expected_counts(panel, prods: np.ndarray, origin: int, horizon: int, n_rows:
     ids = {bytes(r).decode(): i for i, r in enumerate(cat.id_bytes)}
     ci = np.array([ids[s] for s in panel.product_ids[prods]], dtype=np.int64)
     k = ci.astype(np.float64)
-    pk = (np.log1p((k + 1) / b) - np.log1p(k / b)) / np.log1p(n / b)   # Zipf bin of product k
+    def zipf_p(k):  # the Zipf bin of product k
+        return (np.log1p((k + 1) / b) - np.log1p(k / b)) / np.log1p(n / b)
+
+    pk = zipf_p(k)
+    # P(row is product k, component c) = P(k) w_c mass_kc / Z over the whole catalog
+    shares = np.array([sh for sh, _ in SHARES])
+    total = 0.0
+    for j in range(0, n, 1 << 20):
+        idx = np.arange(j, min(n, j + (1 << 20)))
+        total += (zipf_p(idx.astype(np.float64))[:, None] * shares * in_data_mass(cat, idx)).sum()
+    kept = in_data_mass(cat, ci)                                        # [P, components]
     msd = synth._MS_PER_DAY
     end_day = synth._END_MS / msd                                       # fractional day
     w_all = synth._day_weight()
@@ -88,13 +108,13 @@ def expected_counts(panel, prods: np.ndarray, origin: int, horizon: int, n_rows:
         def mass(s, lo=lo, hi=hi, lj=lj):  # integral of exp(-(t - launch) / s) over [lo, hi]
             return s * (np.exp(-(lo - lj) / s) - np.exp(-(hi - lj) / s))
 
-        for share, mult in SHARES:
+        for c, (share, mult) in enumerate(SHARES):
             s = mult * dj
             # decay x ramp = exp(-age/s) - exp(-age/s'), s' = s r / (s + r)
             m = (mass(s) - mass(s * rj / (s + rj))) * wave
             z = (m * in_data[None, :]).sum(1, keepdims=True)
-            out[sl] += share * (m @ onehot) / z
-    return out * n_rows * pk[:, None]
+            out[sl] += share * kept[sl, c:c + 1] * (m @ onehot) / z
+    return out * n_rows * (pk / total)[:, None]
 
 
 def main(argv: list[str] | None = None) -> int:

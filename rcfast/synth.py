@@ -303,6 +303,22 @@ def _day_weight() -> np.ndarray:
     return _MONTH_WEIGHT[month] * _DOW_WEIGHT[dow]
 
 
+def zipf_share(cat: _Catalog, k: np.ndarray) -> np.ndarray:
+    """P(k): the Zipf weight of catalog products ``k`` (the share of rows before the data's end
+    cuts products' lives short; see :func:`_draw_products`)."""
+    k = np.asarray(k, dtype=np.float64)
+    b, n = cat.zipf_b, cat.n_products
+    return (np.log1p((k + 1) / b) - np.log1p(k / b)) / np.log1p(n / b)
+
+
+def life_in_data(launch_ms: np.ndarray, scale_days: np.ndarray) -> np.ndarray:
+    """The share of an exponential life (launch, scale in days) that falls before the data's
+    end: the chance that a review of that life is in the dump."""
+    span_days = np.maximum((_END_MS - np.asarray(launch_ms, dtype=np.float64)) / _MS_PER_DAY,
+                           1e-3)
+    return -np.expm1(-span_days / scale_days)
+
+
 def _draw_products(cat: _Catalog, rng: np.random.Generator, n: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Product index, decay scale (days) and in-data mass of that decay for ``n`` rows.
@@ -317,19 +333,17 @@ def _draw_products(cat: _Catalog, rng: np.random.Generator, n: int
     the weeks left: two to three times the rate of the same product a year earlier). Whether
     the age lands inside depends only on that mass, so it is decided without drawing the age.
     """
-    prod = _zipf_index(rng.random(n), cat.n_products, cat.zipf_b)
-    scale = cat.decay_days[prod].astype(np.float64) \
-        * np.where(rng.random(n) < _TAIL_SHARE, _TAIL_MULT, 1.0)
-    span_days = np.maximum((_END_MS - cat.launch_ms[prod]) / _MS_PER_DAY, 1e-3)
-    mass = -np.expm1(-span_days / scale)
-    todo = np.flatnonzero(rng.random(n) >= mass)
+    prod = np.empty(n, dtype=np.int64)
+    scale = np.empty(n)
+    mass = np.empty(n)
+    todo = np.arange(n)
     # The in-data share of all products' lives is ~0.9, so the redraws shrink geometrically.
     while todo.size:
         m = todo.size
         p = _zipf_index(rng.random(m), cat.n_products, cat.zipf_b)
         s = cat.decay_days[p].astype(np.float64) \
             * np.where(rng.random(m) < _TAIL_SHARE, _TAIL_MULT, 1.0)
-        ms = -np.expm1(-np.maximum((_END_MS - cat.launch_ms[p]) / _MS_PER_DAY, 1e-3) / s)
+        ms = life_in_data(cat.launch_ms[p], s)
         prod[todo], scale[todo], mass[todo] = p, s, ms
         todo = todo[rng.random(m) >= ms]
     return prod, scale, mass

@@ -71,9 +71,8 @@ def test_recent_launches_have_only_the_reviews_of_their_weeks_in_the_data():
     cat = synth._catalog(n_rows, seed, synth._resolve_products(n_rows, None))
     ids = {bytes(r).decode(): i for i, r in enumerate(cat.id_bytes)}
     ci = np.array([ids[s] for s in t.column("product_id").to_pylist()])
-    n, b = cat.n_products, cat.zipf_b
-    k = np.arange(n, dtype=np.float64)
-    pk = (np.log1p((k + 1) / b) - np.log1p(k / b)) / np.log1p(n / b)
+    n = cat.n_products
+    pk = synth.zipf_share(cat, np.arange(n))
     oracle = _oracle()
     w = np.array([s for s, _ in oracle.SHARES])
     kept = pk[:, None] * w * oracle.in_data_mass(cat, np.arange(n))

@@ -51,30 +51,25 @@ SHARES = ((1.0 - synth._TAIL_SHARE, 1.0), (synth._TAIL_SHARE, synth._TAIL_MULT))
 def in_data_mass(cat, idx: np.ndarray) -> np.ndarray:
     """[len(idx), len(SHARES)]: the share of each decay component of products ``idx`` that
     falls before the data's end (the generator keeps a product's rows in that proportion)."""
-    span = np.maximum((synth._END_MS - cat.launch_ms[idx].astype(np.float64))
-                      / synth._MS_PER_DAY, 1e-3)
     d = cat.decay_days[idx].astype(np.float64)
-    return np.stack([-np.expm1(-span / (mult * d)) for _, mult in SHARES], axis=1)
+    return np.stack([synth.life_in_data(cat.launch_ms[idx], mult * d) for _, mult in SHARES],
+                    axis=1)
 
 
 def expected_counts(panel, prods: np.ndarray, origin: int, horizon: int, n_rows: int, seed: int,
                     full_week: bool = False, chunk: int = 2000) -> np.ndarray:
     """lambda [len(prods), horizon] for the panel's products ``prods``, weeks origin.. ."""
     cat = synth._catalog(n_rows, seed, synth._resolve_products(n_rows, None))
-    n, b = cat.n_products, cat.zipf_b
+    n = cat.n_products
     ids = {bytes(r).decode(): i for i, r in enumerate(cat.id_bytes)}
     ci = np.array([ids[s] for s in panel.product_ids[prods]], dtype=np.int64)
-    k = ci.astype(np.float64)
-    def zipf_p(k):  # the Zipf bin of product k
-        return (np.log1p((k + 1) / b) - np.log1p(k / b)) / np.log1p(n / b)
-
-    pk = zipf_p(k)
+    pk = synth.zipf_share(cat, ci)
     # P(row is product k, component c) = P(k) w_c mass_kc / Z over the whole catalog
     shares = np.array([sh for sh, _ in SHARES])
     total = 0.0
     for j in range(0, n, 1 << 20):
         idx = np.arange(j, min(n, j + (1 << 20)))
-        total += (zipf_p(idx.astype(np.float64))[:, None] * shares * in_data_mass(cat, idx)).sum()
+        total += (synth.zipf_share(cat, idx)[:, None] * shares * in_data_mass(cat, idx)).sum()
     kept = in_data_mass(cat, ci)                                        # [P, components]
     msd = synth._MS_PER_DAY
     end_day = synth._END_MS / msd                                       # fractional day

@@ -279,11 +279,19 @@ def _hash_uniforms(prod: np.ndarray, key: np.uint64, m: int) -> np.ndarray:
     return out
 
 
+def _normals(u: np.ndarray) -> np.ndarray:
+    # Box-Muller: one normal from each pair of uniforms
+    return np.sqrt(-2.0 * np.log(u[:, 0::2])) * np.cos(2.0 * np.pi * u[:, 1::2])
+
+
+def _ramp_days(cat: _Catalog, prod: np.ndarray) -> np.ndarray:
+    """The launch ramp of products ``prod`` alone (the first normal of :func:`_dynamics`)."""
+    return _RAMP_DAYS * np.exp(0.5 * _normals(_hash_uniforms(prod, cat.dyn_key, 2))[:, 0])
+
+
 def _dynamics(cat: _Catalog, prod: np.ndarray) -> _Dynamics:
     k = _WAVE_TERMS
-    u = _hash_uniforms(prod, cat.dyn_key, 2 * k + 4)
-    # Box-Muller: normals from pairs of uniforms
-    z = np.sqrt(-2.0 * np.log(u[:, 0::2])) * np.cos(2.0 * np.pi * u[:, 1::2])  # (n, k + 2)
+    z = _normals(_hash_uniforms(prod, cat.dyn_key, 2 * k + 4))  # (n, k + 2)
     ramp = _RAMP_DAYS * np.exp(0.5 * z[:, 0])
     length = _WAVE_LENGTH_DAYS * np.exp(0.4 * z[:, 1])
     omega = z[:, 2:] / length[:, None]
@@ -311,31 +319,36 @@ def zipf_share(cat: _Catalog, k: np.ndarray) -> np.ndarray:
     return (np.log1p((k + 1) / b) - np.log1p(k / b)) / np.log1p(n / b)
 
 
-def life_in_data(launch_ms: np.ndarray, scale_days: np.ndarray) -> np.ndarray:
-    """The share of an exponential life (launch, scale in days) that falls before the data's
-    end: the chance that a review of that life is in the dump."""
-    span_days = np.maximum((_END_MS - np.asarray(launch_ms, dtype=np.float64)) / _MS_PER_DAY,
-                           1e-3)
-    return -np.expm1(-span_days / scale_days)
+def life_in_data(launch_ms: np.ndarray, scale_days: np.ndarray,
+                 ramp_days: np.ndarray) -> np.ndarray:
+    """The share of a product's life that falls before the data's end: the chance that one of
+    its reviews is in the dump. The life is the launch ramp times the exponential decay,
+    exp(-a/s) (1 - exp(-a/r)) = exp(-a/s) - exp(-a/s') with s' = s r / (s + r), whose integral
+    over [0, T] is s (1 - exp(-T/s)) - s' (1 - exp(-T/s')) and over [0, inf) is s - s'. The
+    seasons and popularity waves decide when the reviews come, not how many."""
+    span = np.maximum((_END_MS - np.asarray(launch_ms, dtype=np.float64)) / _MS_PER_DAY, 1e-3)
+    s = np.asarray(scale_days, dtype=np.float64)
+    s2 = s * ramp_days / (s + ramp_days)
+    return (-s * np.expm1(-span / s) + s2 * np.expm1(-span / s2)) / (s - s2)
 
 
 def _draw_products(cat: _Catalog, rng: np.random.Generator, n: int
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Product index, decay scale (days) and in-data mass of that decay for ``n`` rows.
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Product index and decay scale (days) for ``n`` rows.
 
     A review is first a draw from a product's whole life: product k by its Zipf weight P(k),
     a decay component (:data:`_TAIL_SHARE` of the slow one), and a post-launch age from that
-    exponential. A review whose age falls after the data's end is not in the dump, so the row
-    is drawn again from scratch; that rejection keeps product k's rows in proportion to
-    P(k) x (mass of its life inside the data), and a product launched two months before the
-    end has two months' worth of reviews, not its whole lifetime's (versions before 4 kept the
-    product and drew the age again, which crammed a recent launch's lifetime of reviews into
-    the weeks left: two to three times the rate of the same product a year earlier). Whether
-    the age lands inside depends only on that mass, so it is decided without drawing the age.
+    ramped exponential. A review whose age falls after the data's end is not in the dump, so
+    the row is drawn again from scratch; that rejection keeps product k's rows in proportion to
+    P(k) x (share of its life inside the data, :func:`life_in_data`), and a product launched
+    two months before the end has two months' worth of reviews, not its whole lifetime's
+    (versions before 4 kept the product and drew the age again, which crammed a recent
+    launch's lifetime of reviews into the weeks left: two to three times the rate of the same
+    product a year earlier). Whether the age lands inside depends only on that share, so it is
+    decided without drawing the age.
     """
     prod = np.empty(n, dtype=np.int64)
     scale = np.empty(n)
-    mass = np.empty(n)
     todo = np.arange(n)
     # The in-data share of all products' lives is ~0.9, so the redraws shrink geometrically.
     while todo.size:
@@ -343,20 +356,22 @@ def _draw_products(cat: _Catalog, rng: np.random.Generator, n: int
         p = _zipf_index(rng.random(m), cat.n_products, cat.zipf_b)
         s = cat.decay_days[p].astype(np.float64) \
             * np.where(rng.random(m) < _TAIL_SHARE, _TAIL_MULT, 1.0)
-        ms = life_in_data(cat.launch_ms[p], s)
-        prod[todo], scale[todo], mass[todo] = p, s, ms
-        todo = todo[rng.random(m) >= ms]
-    return prod, scale, mass
+        keep = life_in_data(cat.launch_ms[p], s, _ramp_days(cat, p))
+        prod[todo], scale[todo] = p, s
+        todo = todo[rng.random(m) >= keep]
+    return prod, scale
 
 
 def _block(cat: _Catalog, seed: int, block: int, n: int, with_text: bool) -> dict[str, np.ndarray]:
     """Draw the numeric columns of one block of ``n`` rows."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB10C, block]))
-    prod, scale, mass = _draw_products(cat, rng, n)
+    prod, scale = _draw_products(cat, rng, n)
     user = _zipf_index(rng.random(n), cat.n_users, cat.user_b)
 
     launch = cat.launch_ms[prod]
     dyn = _dynamics(cat, prod)
+    # Mass of the truncated exponential inside [launch, end], per row, reused across retries.
+    mass = -np.expm1(-np.maximum((_END_MS - launch) / _MS_PER_DAY, 1e-3) / scale)
     weight = _day_weight()
     fmax = weight.max()
     ts = np.empty(n, dtype=np.int64)

@@ -1,14 +1,17 @@
 """The noise floor of the demo data: score the generator's TRUE expected weekly counts.
 
-``rcfast.synth`` draws each review's product from a Zipf law and its time from a product-specific
-mixture of two truncated exponentials after launch (70 % decay scale d, 30 % scale 5d), thinned
-by month x weekday weights, a launch ramp and the product's popularity wave (``synth._dynamics``).
-So the expected number of reviews of catalog product k in week w is
+``rcfast.synth`` draws each review's product k from a Zipf law P(k) and a decay component c
+(70 % scale d_k, 30 % scale 5 d_k), keeping the pair with probability m_kc, the share of that
+ramped life inside the data (``synth._draw_products``, ``synth.life_in_data``); then its time
+from the exponential truncated to the data, thinned by month x weekday weights, the launch ramp
+and the product's popularity wave (``synth._dynamics``). So the expected number of reviews of
+catalog product k in week w is
 
-    lambda[k, w] = N * P(k) * sum_c share_c * (integral over w of f_c(t) a_k(t)) / Z_c(k)
+    lambda[k, w] = N * P(k) * sum_c share_c * m_kc * (integral over w of f_c(t) a_k(t)) / Z_c(k) / M
 
-where a_k is the acceptance probability of the thinning (weights x ramp x wave, the wave and the
-weights constant within a day, so the integral is exact per day), with no randomness left. A
+with M = sum over the catalog of P(j) sum_c share_c m_jc, and a_k the acceptance probability of
+the thinning (weights x ramp x wave, the wave and the weights constant within a day, so the
+integral is exact per day), with no randomness left. A
 forecast equal to lambda is the best any model can do on average; this script scores it on the
 validation and test weeks with the evaluation's own code (:func:`rcfast.nn.metrics.evaluate`:
 same baselines, metrics and head subset), reading the generator's (private, seeded) catalog
@@ -52,8 +55,9 @@ def in_data_mass(cat, idx: np.ndarray) -> np.ndarray:
     """[len(idx), len(SHARES)]: the share of each decay component of products ``idx`` that
     falls before the data's end (the generator keeps a product's rows in that proportion)."""
     d = cat.decay_days[idx].astype(np.float64)
-    return np.stack([synth.life_in_data(cat.launch_ms[idx], mult * d) for _, mult in SHARES],
-                    axis=1)
+    ramp = synth._ramp_days(cat, np.asarray(idx))
+    return np.stack([synth.life_in_data(cat.launch_ms[idx], mult * d, ramp)
+                     for _, mult in SHARES], axis=1)
 
 
 def expected_counts(panel, prods: np.ndarray, origin: int, horizon: int, n_rows: int, seed: int,

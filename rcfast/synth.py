@@ -319,6 +319,11 @@ def zipf_share(cat: _Catalog, k: np.ndarray) -> np.ndarray:
     return (np.log1p((k + 1) / b) - np.log1p(k / b)) / np.log1p(n / b)
 
 
+def _days_left(launch_ms: np.ndarray) -> np.ndarray:
+    """Days from launch to the data's end (a floor keeps the decay masses finite)."""
+    return np.maximum((_END_MS - np.asarray(launch_ms, dtype=np.float64)) / _MS_PER_DAY, 1e-3)
+
+
 def life_in_data(launch_ms: np.ndarray, scale_days: np.ndarray,
                  ramp_days: np.ndarray) -> np.ndarray:
     """The share of a product's life that falls before the data's end: the chance that one of
@@ -326,7 +331,7 @@ def life_in_data(launch_ms: np.ndarray, scale_days: np.ndarray,
     exp(-a/s) (1 - exp(-a/r)) = exp(-a/s) - exp(-a/s') with s' = s r / (s + r), whose integral
     over [0, T] is s (1 - exp(-T/s)) - s' (1 - exp(-T/s')) and over [0, inf) is s - s'. The
     seasons and popularity waves decide when the reviews come, not how many."""
-    span = np.maximum((_END_MS - np.asarray(launch_ms, dtype=np.float64)) / _MS_PER_DAY, 1e-3)
+    span = _days_left(launch_ms)
     s = np.asarray(scale_days, dtype=np.float64)
     s2 = s * ramp_days / (s + ramp_days)
     return (-s * np.expm1(-span / s) + s2 * np.expm1(-span / s2)) / (s - s2)
@@ -371,7 +376,7 @@ def _block(cat: _Catalog, seed: int, block: int, n: int, with_text: bool) -> dic
     launch = cat.launch_ms[prod]
     dyn = _dynamics(cat, prod)
     # Mass of the truncated exponential inside [launch, end], per row, reused across retries.
-    mass = -np.expm1(-np.maximum((_END_MS - launch) / _MS_PER_DAY, 1e-3) / scale)
+    mass = -np.expm1(-_days_left(launch) / scale)
     weight = _day_weight()
     fmax = weight.max()
     ts = np.empty(n, dtype=np.int64)

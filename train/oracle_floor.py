@@ -51,30 +51,33 @@ from rcfast.nn.metrics import evaluate, history_matrix, table  # noqa: E402
 SHARES = ((1.0 - synth._TAIL_SHARE, 1.0), (synth._TAIL_SHARE, synth._TAIL_MULT))
 
 
-def in_data_mass(cat, idx: np.ndarray) -> np.ndarray:
-    """[len(idx), len(SHARES)]: the share of each decay component of products ``idx`` that
-    falls before the data's end (the generator keeps a product's rows in that proportion)."""
+def row_weights(cat, idx: np.ndarray) -> np.ndarray:
+    """[len(idx), len(SHARES)]: P(k) x share_c x the part of component c of product k's life
+    inside the data; a row is (k, c) with probability proportional to this (the generator
+    redraws the rows whose review would fall after the data's end)."""
+    idx = np.asarray(idx)
     d = cat.decay_days[idx].astype(np.float64)
-    ramp = synth._ramp_days(cat, np.asarray(idx))
-    return np.stack([synth.life_in_data(cat.launch_ms[idx], mult * d, ramp)
-                     for _, mult in SHARES], axis=1)
+    ramp = synth._ramp_days(cat, idx)
+    kept = np.stack([share * synth.life_in_data(cat.launch_ms[idx], mult * d, ramp)
+                     for share, mult in SHARES], axis=1)
+    return synth.zipf_share(cat, idx)[:, None] * kept
+
+
+def catalog_weight(cat) -> float:
+    """The sum of :func:`row_weights` over the whole catalog (in slices: 10^8-row catalogs)."""
+    n = cat.n_products
+    return float(sum(row_weights(cat, np.arange(j, min(n, j + (1 << 20)))).sum()
+                     for j in range(0, n, 1 << 20)))
 
 
 def expected_counts(panel, prods: np.ndarray, origin: int, horizon: int, n_rows: int, seed: int,
                     full_week: bool = False, chunk: int = 2000) -> np.ndarray:
     """lambda [len(prods), horizon] for the panel's products ``prods``, weeks origin.. ."""
     cat = synth._catalog(n_rows, seed, synth._resolve_products(n_rows, None))
-    n = cat.n_products
     ids = {bytes(r).decode(): i for i, r in enumerate(cat.id_bytes)}
     ci = np.array([ids[s] for s in panel.product_ids[prods]], dtype=np.int64)
-    pk = synth.zipf_share(cat, ci)
-    # P(row is product k, component c) = P(k) w_c mass_kc / Z over the whole catalog
-    shares = np.array([sh for sh, _ in SHARES])
-    total = 0.0
-    for j in range(0, n, 1 << 20):
-        idx = np.arange(j, min(n, j + (1 << 20)))
-        total += (synth.zipf_share(cat, idx)[:, None] * shares * in_data_mass(cat, idx)).sum()
-    kept = in_data_mass(cat, ci)                                        # [P, components]
+    # expected rows of (product, component): n_rows x its weight / the catalog's
+    rows_kc = n_rows * row_weights(cat, ci) / catalog_weight(cat)       # [P, components]
     msd = synth._MS_PER_DAY
     end_day = synth._END_MS / msd                                       # fractional day
     w_all = synth._day_weight()
@@ -107,13 +110,13 @@ def expected_counts(panel, prods: np.ndarray, origin: int, horizon: int, n_rows:
         def mass(s, lo=lo, hi=hi, lj=lj):  # integral of exp(-(t - launch) / s) over [lo, hi]
             return s * (np.exp(-(lo - lj) / s) - np.exp(-(hi - lj) / s))
 
-        for c, (share, mult) in enumerate(SHARES):
+        for c, (_, mult) in enumerate(SHARES):
             s = mult * dj
             # decay x ramp = exp(-age/s) - exp(-age/s'), s' = s r / (s + r)
             m = (mass(s) - mass(s * rj / (s + rj))) * wave
             z = (m * in_data[None, :]).sum(1, keepdims=True)
-            out[sl] += share * kept[sl, c:c + 1] * (m @ onehot) / z
-    return out * n_rows * (pk / total)[:, None]
+            out[sl] += rows_kc[sl, c:c + 1] * (m @ onehot) / z
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Three independent implementations of the weekly panel (SPEC-weekly.md) with mainstream tools.
+"""Independent implementations of the weekly panel (SPEC-weekly.md) with mainstream tools.
 
 They are rcfast's competitors in ``python -m rcfast.bench weekly`` and a cross-check of its
 kernels, so each is written the way a competent user of the tool would write it, sharing no
@@ -7,6 +7,9 @@ computation with rcfast or with each other (only the option checks and the outpu
 * :func:`panel_pandas` — ``pd.read_parquet``, ``groupby`` aggregation, then the calendar-week
   windows on the sorted (product, week) keys with ``np.searchsorted`` and group cumulative sums
   (``groupby().rolling()`` would give the same numbers but loops over groups in Python).
+* :func:`panel_pandas_rolling` — pandas the way the users' scripts and the issue's reference
+  ("a pandas groupby + time-aware rolling") do it: the same aggregation, then
+  ``groupby(product).rolling("28D", on="week_start")``, lags by a merge, group ``cumsum``.
 * :func:`panel_polars` — a lazy ``scan_parquet`` query: ``group_by`` aggregation, windows with
   ``rolling_sum_by(key, "{k}i")`` on a (product rank, week) key, lags as differences of two
   rolling sums.
@@ -45,6 +48,7 @@ __all__ = [
     "output_schema",
     "panel_duckdb",
     "panel_pandas",
+    "panel_pandas_rolling",
     "panel_polars",
 ]
 
@@ -212,7 +216,15 @@ def _pandas_windows(gcode: np.ndarray, w: np.ndarray, n: np.ndarray, rsum: np.nd
     prev_rev = np.r_[-1, last_rev[:-1]] if rows else last_rev
     out["prev_null"] = prev_rev < first_row
     out["prev"] = w - w[np.maximum(prev_rev, 0)] if rows else w
-    # EWM, closed form per rebasing segment; carry from the product's previous segment only.
+    out["ewm"] = _pandas_ewm(gcode, w, n, first)
+    return out
+
+
+def _pandas_ewm(gcode: np.ndarray, w: np.ndarray, n: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The calendar-week EWM in closed form per rebasing segment (rows sorted by product, week);
+    the carry comes from the product's previous segment only."""
+    import pandas as pd
+
     seg = w // EWM_SEGMENT
     x = (w - seg * EWM_SEGMENT).astype(np.float64)
     c = np.where(w == first, n, EWM_ALPHA * n)
@@ -222,13 +234,69 @@ def _pandas_windows(gcode: np.ndarray, w: np.ndarray, n: np.ndarray, rsum: np.nd
     tot = sg.groupby(["g", "s"], sort=False)["t"].sum()
     prev_tot = tot.reindex(pd.MultiIndex.from_arrays([gcode, seg - 1])).to_numpy()
     prev_tot = np.nan_to_num(prev_tot, nan=0.0)
-    out["ewm"] = np.exp(x * EWM_LOG_Q) * s_cum + np.exp((x + EWM_SEGMENT) * EWM_LOG_Q) * prev_tot
-    return out
+    return np.exp(x * EWM_LOG_Q) * s_cum + np.exp((x + EWM_SEGMENT) * EWM_LOG_Q) * prev_tot
 
 
 def panel_pandas(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 4), *,
                  dense: bool = False, until: str | dt.date | None = None) -> pa.Table:
-    """The weekly panel of a normalized Parquet file, computed with pandas (+ numpy)."""
+    """The weekly panel of a normalized Parquet file, computed with pandas (+ numpy): windows
+    and lags with ``np.searchsorted`` on packed (product, week) keys and group cumulative sums."""
+    return _pandas_panel("pandas", _pandas_windows, path, windows, lags, dense, until)
+
+
+def panel_pandas_rolling(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 4), *,
+                         dense: bool = False, until: str | dt.date | None = None) -> pa.Table:
+    """The weekly panel with pandas written the way the users' scripts were: the same
+    ``groupby([product, week]).agg``, then time-aware ``groupby(product).rolling("28D",
+    on="week_start")`` windows, lags by merging each row with its product's row L weeks earlier,
+    group ``cumsum`` / ``transform("min")`` / ``diff``; the EWM as in :func:`panel_pandas`.
+
+    This is the issue's pandas reference ("a pandas groupby + time-aware rolling"); pandas loops
+    over the groups in Python to find each group's window bounds, so its time grows with the
+    number of products, not just with rows."""
+    return _pandas_panel("pandas-rolling", _pandas_rolling_features, path, windows, lags, dense,
+                         until)
+
+
+def _pandas_rolling_features(gcode: np.ndarray, w: np.ndarray, n: np.ndarray, rsum: np.ndarray,
+                             opts: _Options) -> dict[str, np.ndarray]:
+    import pandas as pd
+
+    rows = gcode.size
+    d = pd.DataFrame({"p": gcode, "w": w, "n": n, "rsum": rsum,
+                      "week_start": (w * 7 - 3).astype("datetime64[D]").astype("datetime64[s]")})
+    g = d.groupby("p", sort=False)
+    out: dict[str, np.ndarray] = {}
+    for k in opts.windows:
+        r = g[["week_start", "n", "rsum"]].rolling(f"{7 * k}D", on="week_start").sum()
+        # Indexed by (product, week_start) in group order, which is the frame's own order.
+        if len(r) != rows or not np.array_equal(r.index.get_level_values(0).to_numpy(), gcode):
+            raise RuntimeError("groupby().rolling() returned rows in an unexpected order")
+        out[f"n_r{k}"] = np.rint(r["n"].to_numpy()).astype(np.int64)  # float sums of counts
+        out[f"rs_r{k}"] = r["rsum"].to_numpy()
+    first = g["w"].transform("min").to_numpy()
+    for L in opts.lags:
+        earlier = d[["p", "week_start", "n"]].assign(
+            week_start=d["week_start"] + pd.Timedelta(weeks=L))
+        m = d[["p", "week_start"]].merge(earlier, on=["p", "week_start"], how="left")
+        out[f"lag{L}"] = m["n"].fillna(0).to_numpy(np.int64)
+        out[f"lag{L}_null"] = w - L < first
+    cum = g[["n", "rsum"]].cumsum()
+    out["cum_n"], out["cum_r"], out["first"] = cum["n"].to_numpy(), cum["rsum"].to_numpy(), first
+    if (n > 0).all():  # sparse: the previous row is the previous week with reviews
+        prev = g["w"].diff()
+    else:  # dense: the previous week *with reviews*; rows with n = 0 do not count
+        with_reviews = d["w"].where(d["n"] > 0)
+        prev = with_reviews.groupby(d["p"]).shift(1).groupby(d["p"]).ffill()
+        prev = d["w"] - prev
+    out["prev_null"] = prev.isna().to_numpy()
+    out["prev"] = prev.fillna(0).to_numpy(np.int64)
+    out["ewm"] = _pandas_ewm(gcode, w, n, first)
+    return out
+
+
+def _pandas_panel(tool: str, features, path, windows, lags, dense, until) -> pa.Table:
+    """Read, reject, ``groupby([product, week]).agg``, (dense grid), ``features``, wrap."""
     import pandas as pd
 
     opts = _Options.make(windows, lags, dense, until)
@@ -313,7 +381,7 @@ def panel_pandas(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
 
     n = agg["n"].to_numpy(np.int64)
     rsum = agg["rsum"].to_numpy(np.float64)
-    f = _pandas_windows(gcode, w, n, rsum, opts)
+    f = features(gcode, w, n, rsum, opts)
 
     def masked(values, null, typ):
         return pa.array(values, type=typ, mask=np.asarray(null, dtype=bool))
@@ -347,7 +415,7 @@ def panel_pandas(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
     cols["n_reviews_ewm"] = pa.array(f["ewm"], pa.float64())
     cols["weeks_since_first"] = pa.array((w - f["first"]).astype(np.int32))
     cols["weeks_since_prev"] = masked(f["prev"].astype(np.int32), f["prev_null"], pa.int32())
-    return _finish("pandas", pa.table(cols), opts, rows_read, rejected)
+    return _finish(tool, pa.table(cols), opts, rows_read, rejected)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -622,4 +690,5 @@ def panel_duckdb(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
 
 
 #: name → implementation, for the benchmark and the tests.
-TOOLS = {"pandas": panel_pandas, "polars": panel_polars, "duckdb": panel_duckdb}
+TOOLS = {"pandas": panel_pandas, "pandas-rolling": panel_pandas_rolling, "polars": panel_polars,
+         "duckdb": panel_duckdb}

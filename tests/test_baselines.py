@@ -1,4 +1,4 @@
-"""The three baselines (pandas, Polars, DuckDB) agree with each other and with the reference."""
+"""The baselines (pandas two ways, Polars, DuckDB) agree with each other and with the reference."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The whole weekly step (Parquet in, panel Parquet out) against the pandas baseline."""
+"""The whole weekly step (Parquet in, panel Parquet out) against the pandas baselines."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ SIZES = [100_000, 1_000_000]
 
 
 class WeeklyStep:
-    """``python -m rcfast.weekly`` vs ``rcfast.baselines.panel_pandas`` + ``write_table``."""
+    """``python -m rcfast.weekly`` vs ``rcfast.baselines.panel_pandas`` (vectorized windows) and
+    ``panel_pandas_rolling`` (``groupby().rolling("28D")``, as the users wrote it), each +
+    ``write_table``."""
 
-    params = [["pandas", "rcfast"], SIZES, ["sparse", "dense"]]
+    params = [["pandas", "pandas-rolling", "rcfast"], SIZES, ["sparse", "dense"]]
     param_names = ["tool", "rows", "mode"]
     timeout = 600
 
@@ -40,9 +42,9 @@ class WeeklyStep:
         if tool == "rcfast":
             self._rcfast()
         else:
-            from rcfast.baselines import panel_pandas
+            from rcfast.baselines import TOOLS
 
-            table = panel_pandas(self.src, dense=mode == "dense")
+            table = TOOLS[tool](self.src, dense=mode == "dense")
             pq.write_table(table, self.dir / "panel.parquet")
 
     def peakmem_weekly(self, tool, rows, mode):

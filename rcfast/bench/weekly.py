@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from rcfast.bench._harness import Measurement, run_measured
 
-TOOLS = ("rcfast", "polars", "duckdb", "pandas")
+TOOLS = ("rcfast", "polars", "duckdb", "pandas", "pandas-rolling")
 #: Compare the panels completely up to this many input rows, a sample of products above.
 FULL_CHECK_ROWS = 4_000_000
 SAMPLE_PRODUCTS = 20_000
@@ -70,6 +70,9 @@ _TOOL_CODE = {
                 "if rc:\n    sys.exit(rc)")),
     "pandas": ("import pandas, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_pandas",
                "pq.write_table(panel_pandas(path, dense={dense}), out)"),
+    "pandas-rolling": ("import pandas, pyarrow.parquet as pq\n"
+                       "from rcfast.baselines import panel_pandas_rolling",
+                       "pq.write_table(panel_pandas_rolling(path, dense={dense}), out)"),
     "polars": ("import polars, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_polars",
                "pq.write_table(panel_polars(path, dense={dense}), out)"),
     "duckdb": ("import duckdb, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_duckdb",
@@ -257,7 +260,7 @@ def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float
             out = work / f"panel-{tool}-{rows}.parquet"
             out.unlink(missing_ok=True)
             run = f" (run {rep + 1}/{repeat})" if repeat > 1 else ""
-            log(f"  {tool:7s} {rows:>12,} rows{run} ... ")
+            log(f"  {tool:14s} {rows:>12,} rows{run} ... ")
             m: Measurement = run_measured(tool, child_code(tool, data, out, rows, dense),
                                           timeout=timeout)
             if m.returncode != 0 or not m.result:
@@ -304,19 +307,19 @@ def format_table(report: Report) -> str:
              (f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
               f"{m['ram_gb']} GiB RAM, {m['os']}"),
              "",
-             (f"| {'tool':7s} | {'rows':>12s} | {'wall s':>8s} | {'compute s':>9s} | "
+             (f"| {'tool':14s} | {'rows':>12s} | {'wall s':>8s} | {'compute s':>9s} | "
               f"{'peak RSS GB':>11s} | {'× rcfast':>8s} | agrees |"),
-             "| " + " | ".join(["-" * 7, "-" * 12, "-" * 8, "-" * 9, "-" * 11, "-" * 8, "------"])
+             "| " + " | ".join(["-" * 14, "-" * 12, "-" * 8, "-" * 9, "-" * 11, "-" * 8, "------"])
              + " |"]
     base = {r.rows: r.compute_s for r in report.results if r.tool == "rcfast" and r.ok}
     for r in report.results:
         if not r.ok:
-            lines.append(f"| {r.tool:7s} | {r.rows:>12,} | {'—':>8s} | {'—':>9s} | {'—':>11s} | "
+            lines.append(f"| {r.tool:14s} | {r.rows:>12,} | {'—':>8s} | {'—':>9s} | {'—':>11s} | "
                          f"{'—':>8s} | {'—':6s} | {r.note}")
             continue
         ratio = f"{r.compute_s / base[r.rows]:.1f}" if base.get(r.rows) else "—"
         agrees = {True: "yes", False: "NO", None: "—"}[r.agrees]
-        lines.append(f"| {r.tool:7s} | {r.rows:>12,} | {r.wall_s:>8.2f} | {r.compute_s:>9.2f} | "
+        lines.append(f"| {r.tool:14s} | {r.rows:>12,} | {r.wall_s:>8.2f} | {r.compute_s:>9.2f} | "
                      f"{r.peak_rss_gb:>11.2f} | {ratio:>8s} | {agrees:6s} |")
     lines.append("")
     lines.append("compute s: read Parquet + panel + write Parquet, in the tool's process; wall s: "

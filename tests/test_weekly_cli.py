@@ -420,6 +420,41 @@ def test_tune_malloc_respects_user_setting(monkeypatch):
         assert tune_malloc() is True
 
 
+def test_arrow_pool_jemalloc_for_the_run_unless_chosen(tmp_path, monkeypatch):
+    """The run gives Arrow jemalloc (when pyarrow has it), restores the caller's pool after, and
+    leaves the pool alone when the user chose one."""
+    import pyarrow as pa
+
+    from rcfast import weekly
+
+    src = tmp_path / "in.parquet"
+    from rcfast import synth
+
+    synth.write_parquet(src, 2_000, 5)
+    seen = []
+    real_run = weekly.run
+
+    def spy(args):
+        seen.append(pa.default_memory_pool().backend_name)
+        return real_run(args)
+
+    monkeypatch.setattr(weekly, "run", spy)
+    before = pa.default_memory_pool().backend_name
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    assert weekly.main([str(src), "-o", str(tmp_path / "a.parquet"), "--quiet"]) == 0
+    try:
+        pa.jemalloc_memory_pool()
+        assert seen[-1] == "jemalloc"
+    except NotImplementedError:
+        assert seen[-1] == before
+    assert pa.default_memory_pool().backend_name == before
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+    assert weekly.arrow_pool_for_run() is None
+    assert weekly.main([str(src), "-o", str(tmp_path / "b.parquet"), "--quiet"]) == 0
+    assert seen[-1] == before
+    assert pq.read_table(tmp_path / "a.parquet").equals(pq.read_table(tmp_path / "b.parquet"))
+
+
 def test_demo_quick_start_shows_where_and_what(tmp_path, capsys, monkeypatch):
     """The README's first command: the summary says where the panel went, and a preview shows
     what a panel row holds."""

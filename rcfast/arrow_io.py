@@ -491,10 +491,18 @@ def _value_pieces(path: Path, raw: str, fld: str, col: pa.ChunkedArray, fast: se
     return column_pieces(col)
 
 
+#: The type a column of Arrow type ``null`` is read as: such a column holds only nulls (pandas
+#: writes an all-None column so), which the spec's null rules cover like any other nulls.
+_NULL_AS = {"product_id": pa.string(), "timestamp": pa.timestamp("ms"), "rating": pa.float64(),
+            "helpful_votes": pa.int64(), "verified": pa.bool_(), "text_len": pa.int64()}
+
+
 def convert_batch(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str, str],
                   opts: ReadOptions) -> BatchArrays:
     """Check types and units of one batch's columns; plain arrays for the times, zero-copy
     views of the values wherever Arrow's layout allows."""
+    cols = {f: c.cast(_NULL_AS[f]) if pa.types.is_null(c.type) and f in _NULL_AS else c
+            for f, c in cols.items()}
     n = len(cols["product_id"])
     pid = cols["product_id"]
     typ = pid.type

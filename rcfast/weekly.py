@@ -492,6 +492,9 @@ def make_summary(args: argparse.Namespace, popts: PanelOptions, paths: list[Path
         warnings.append(f"the panel's weeks run from {mm['min']} to {mm['max']}: review dates "
                         "before 1900 or after 2099 usually mean a timestamp in another unit "
                         "(see --timestamp-unit) or a wrong column (--map timestamp=COLUMN)")
+    if rows_read == 0:
+        warnings.append("the input holds no rows, so the panel is empty: check the input path "
+                        "or glob and that the files are not empty")
     summary = {
         "rcfast_version": __version__,
         "spec_version": SPEC_VERSION,

@@ -548,3 +548,48 @@ def test_panel_integers_delta_packed_and_row_groups_whole_slices(tmp_path, monke
         assert "RLE_DICTIONARY" in cols["week_start"].encodings
         assert "RLE_DICTIONARY" not in cols["product_id"].encodings
         assert cols["product_id"].statistics.has_min_max
+
+
+def test_null_typed_columns_are_all_null_columns(tmp_path, capsys):
+    """pandas writes an all-None column with Arrow type null: it reads as that many nulls, so
+    an optional one gives the same panel as a typed all-null column, and null required values
+    are set aside and counted like any other nulls (rows read = aggregated + set aside)."""
+    base = {"product_id": ["a", "a", "b"],
+            "timestamp": pa.array([MONDAY_MS, MONDAY_MS + WEEK_MS + 1, MONDAY_MS]),
+            "rating": [3.0, 4.0, 5.0]}
+    typed = pa.table({**base, "helpful_votes": pa.array([None] * 3, pa.int64()),
+                      "verified": pa.array([None] * 3, pa.bool_()),
+                      "text_len": pa.array([None] * 3, pa.int32())})
+    nulls = pa.table({**base, **{c: pa.nulls(3) for c in
+                                 ("helpful_votes", "verified", "text_len")}})
+    assert nulls.schema.field("verified").type == pa.null()
+    out_t, out_n = tmp_path / "t.parquet", tmp_path / "n.parquet"
+    assert main([write(typed, tmp_path / "t_in.parquet"), "-o", str(out_t), "--quiet"]) == 0
+    assert main([write(nulls, tmp_path / "n_in.parquet"), "-o", str(out_n), "--quiet"]) == 0
+    got = pq.read_table(out_n)
+    assert got.equals(pq.read_table(out_t))
+    exp, _ = naive_panel(table_to_naive_input(typed))
+    assert_panel_equal(got, exp)
+    assert got.column("helpful_votes").to_pylist() == [0, 0, 0]
+    assert got.column("verified_share").null_count == got.column("text_len_mean").null_count == 3
+    for col, reason in (("rating", "null_rating"), ("timestamp", "null_timestamp"),
+                        ("product_id", "null_product_id")):
+        t = pa.table({**base, col: pa.nulls(3)})
+        assert main([write(t, tmp_path / f"{col}.parquet"), "-o", str(out_n), "--quiet"]) == 0
+        s = json.loads((tmp_path / "n.summary.json").read_text())
+        assert s["rows_read"] == 3 and s["rows_aggregated"] == 0, (col, s)
+        assert s["rows_rejected"] == s["rejected"][reason] == 3, (col, s["rejected"])
+        assert pq.read_table(out_n).num_rows == 0
+
+
+def test_input_without_rows_warns_and_writes_an_empty_panel(tmp_path, capsys):
+    t = pa.table({"product_id": pa.array([], pa.string()),
+                  "timestamp": pa.array([], pa.timestamp("ms")),
+                  "rating": pa.array([], pa.float64())})
+    out = tmp_path / "p.parquet"
+    assert main([write(t, tmp_path / "empty.parquet"), "-o", str(out), "--quiet"]) == 0
+    s = json.loads((tmp_path / "p.summary.json").read_text())
+    assert s["rows_read"] == 0 and s["panel_rows"] == 0
+    assert any("no rows" in w for w in s["warnings"])
+    assert "warning: the input holds no rows" in capsys.readouterr().err
+    assert pq.read_table(out).num_rows == 0

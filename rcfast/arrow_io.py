@@ -23,6 +23,7 @@ from rcfast.panel import string_buffers
 from rcfast.schema import (
     ALIASES,
     FIELDS,
+    NORMALIZED_SCHEMA,
     PLAUSIBLE_MAX_MS,
     PLAUSIBLE_MIN_MS,
     REQUIRED,
@@ -491,10 +492,9 @@ def _value_pieces(path: Path, raw: str, fld: str, col: pa.ChunkedArray, fast: se
     return column_pieces(col)
 
 
-#: The type a column of Arrow type ``null`` is read as: such a column holds only nulls (pandas
-#: writes an all-None column so), which the spec's null rules cover like any other nulls.
-_NULL_AS = {"product_id": pa.string(), "timestamp": pa.timestamp("ms"), "rating": pa.float64(),
-            "helpful_votes": pa.int64(), "verified": pa.bool_(), "text_len": pa.int64()}
+#: The type a column of Arrow type ``null`` is read as (its normalized type): such a column
+#: holds only nulls (pandas writes an all-None column so), which the spec's null rules cover.
+_NULL_AS = {f: NORMALIZED_SCHEMA.field(f).type for f in WANTED}
 
 
 def convert_batch(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str, str],

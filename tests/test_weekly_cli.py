@@ -550,7 +550,7 @@ def test_panel_integers_delta_packed_and_row_groups_whole_slices(tmp_path, monke
         assert cols["product_id"].statistics.has_min_max
 
 
-def test_null_typed_columns_are_all_null_columns(tmp_path, capsys):
+def test_null_typed_columns_are_all_null_columns(tmp_path):
     """pandas writes an all-None column with Arrow type null: it reads as that many nulls, so
     an optional one gives the same panel as a typed all-null column, and null required values
     are set aside and counted like any other nulls (rows read = aggregated + set aside)."""

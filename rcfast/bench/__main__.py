@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "weekly": "rcfast.bench.weekly:main",
     "train-data": "rcfast.bench.train_data:main",
     "combine": "rcfast.bench.combine:main",
+    "scale": "rcfast.bench.scale:main",
 }
 
 

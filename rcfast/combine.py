@@ -39,6 +39,7 @@ from rcfast.ingest.sources import (
     detect_compression,
     expand_inputs,
 )
+from rcfast.resources import available_cpus
 
 # pyarrow, Numba and the pipeline are imported inside combine(), after the decompression helpers
 # have been started: they then inflate the first blocks while this process imports (~0.7 s), and
@@ -69,13 +70,7 @@ _SPILL_COMPRESS_ABOVE = 32 << 30
 
 
 def default_workers() -> int:
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK")
-    if slurm and slurm.isdigit() and int(slurm) > 0:
-        return int(slurm)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cpus()
 
 
 def estimated_input_bytes(detected: list[Detected]) -> int:

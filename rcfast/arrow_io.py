@@ -43,8 +43,7 @@ _UNIT_FACTORS = {"s": (1000, 1), "ms": (1, 1), "us": (1, 1000), "ns": (1, 1_000_
 _GLOB_CHARS = set("*?[")
 
 
-class InputError(ValueError):
-    """Bad input that the user must fix; the message names the file and column."""
+from rcfast.errors import InputError  # noqa: E402,F401 (one owner: rcfast.errors)
 
 
 @dataclass

@@ -31,14 +31,8 @@ if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from rcfast import __version__
-from rcfast.ingest.sources import (
-    FORMATS,
-    Detected,
-    InputError,
-    StrictFailure,
-    detect_compression,
-    expand_inputs,
-)
+from rcfast.errors import InputError, StrictFailure
+from rcfast.ingest.sources import FORMATS, Detected, detect_compression, expand_inputs
 from rcfast.resources import available_cpus
 
 # pyarrow, Numba and the pipeline are imported inside combine(), after the decompression helpers

@@ -27,7 +27,9 @@ from rcfast.schema import (
     parse_time_strings,
 )
 
-from .sources import Detected, InputError
+from rcfast.errors import InputError
+
+from .sources import Detected
 
 TEXT_ALIASES = ("text", "reviewText", "review_text", "body")
 

@@ -32,7 +32,9 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from .formats import REJECTS, Plan, _string_buffers, hash_strings, normalize, output_schema
-from .sources import RawBlock, StrictFailure
+from rcfast.errors import StrictFailure
+
+from .sources import RawBlock
 from rcfast.kernels.nojit import FNV_OFFSET as _FNV_OFFSET
 from rcfast.kernels.nojit import FNV_PRIME as _FNV_PRIME
 from rcfast.kernels.nojit import mix64_array

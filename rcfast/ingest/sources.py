@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from rcfast.errors import InputError, StrictFailure  # noqa: F401 (re-exported)
+
 from ._inflate import (
     K_BLOCK,
     SLOTS_IN_PARENT,
@@ -57,22 +59,6 @@ AMAZON2014_CSV_COLUMNS = (
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _BZ2_MAGIC = b"BZh"
-
-
-class StrictFailure(Exception):
-    """--strict: the first bad line stops the run (exit code 2).
-
-    ``where`` is ``(file index, line)``: blocks run in parallel, so the run waits for the
-    blocks in flight and reports the failure that comes first in input order.
-    """
-
-    def __init__(self, message: str, file_idx: int = -1, line: int = 0) -> None:
-        super().__init__(message)
-        self.where = (file_idx, line)
-
-
-class InputError(ValueError):
-    """Bad user input (missing file, undetectable format, ...): exit code 2."""
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:

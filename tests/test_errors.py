@@ -1,0 +1,9 @@
+from rcfast import arrow_io, errors
+from rcfast.ingest import sources
+
+
+def test_one_input_error_class():
+    # `except InputError` in any CLI catches what the reader, the ingest and the weekly step raise
+    assert arrow_io.InputError is errors.InputError
+    assert sources.InputError is errors.InputError
+    assert sources.StrictFailure is errors.StrictFailure

@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow as pa
 
 from naive import assert_panel_equal, naive_panel, table_to_naive_input
-from rcfast.weekly import parse_until, weekly_panel
+from rcfast.weekly import weekly_panel
+from rcfast.weekly.options import parse_until
 
 WEEK_MS = 604_800_000
 #: Monday 2021-03-01 00:00:00 UTC

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import MONDAY_MS, WEEK_MS, reviews
 
-from rcfast.dispatch import merge_partitions
+from rcfast.weekly.distributed import merge_partitions
 from rcfast.weekly import main
 
 
@@ -50,7 +50,7 @@ def test_dask_workers_equal_single_process(tmp_path, dense):
 
 
 def test_dask_splits_large_file_by_row_groups(tmp_path, monkeypatch):
-    import rcfast.dispatch as dispatch
+    import rcfast.weekly.distributed as dispatch
 
     monkeypatch.setattr(dispatch, "SPLIT_ROWS", 700)  # several split tasks for one file
     t = data(3000, seed=5)

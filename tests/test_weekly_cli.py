@@ -74,7 +74,7 @@ def test_windows_lags_until_options(tmp_path):
     panel = pq.read_table(out)
     assert "n_reviews_r8" in panel.column_names and "n_reviews_lag3" in panel.column_names
     assert "n_reviews_r52" not in panel.column_names
-    from rcfast.weekly import parse_until
+    from rcfast.weekly.options import parse_until
 
     exp, rej = naive_panel(table_to_naive_input(t), windows=(2, 8), lags=(3,), dense=True,
                            until_week=parse_until("2021-04-15"))
@@ -308,7 +308,7 @@ def test_in_process_run_never_imports_pandas(tmp_path):
 def test_directory_output_parallel_parts_keep_order(tmp_path, monkeypatch):
     """Many part files written by parallel threads: read in name order, the panel is intact."""
     import rcfast.panel
-    import rcfast.weekly as weekly
+    import rcfast.weekly.write as weekly
 
     monkeypatch.setattr(weekly, "PART_ROWS", 50)
     monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 40)
@@ -331,7 +331,7 @@ def test_file_output_row_groups_encoded_in_parallel(tmp_path, monkeypatch):
     (rcfast.parquet_stitch): the same file as one encoder writes, and the reference panel."""
     import rcfast.panel
     import rcfast.parquet_stitch as stitch
-    import rcfast.weekly as weekly
+    import rcfast.weekly.write as weekly
 
     monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 30)
     monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
@@ -362,7 +362,7 @@ def test_write_bar_counts_every_row_before_it_closes(tmp_path, monkeypatch):
     file's close, after the bar (96 % on a 10M-row run)."""
     import rcfast._cli as cli
     import rcfast.panel
-    import rcfast.weekly as weekly
+    import rcfast.weekly.write as weekly
 
     monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 30)
     monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
@@ -405,7 +405,7 @@ def test_many_read_batches_equal_reference(tmp_path, monkeypatch):
 def test_tune_malloc_respects_user_setting(monkeypatch):
     import sys as _sys
 
-    from rcfast.weekly import tune_malloc
+    from rcfast.weekly.cli import tune_malloc
 
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
     assert tune_malloc() is False
@@ -425,7 +425,7 @@ def test_arrow_pool_jemalloc_for_the_run_unless_chosen(tmp_path, monkeypatch):
     leaves the pool alone when the user chose one."""
     import pyarrow as pa
 
-    from rcfast import weekly
+    from rcfast.weekly import cli as weekly
 
     src = tmp_path / "in.parquet"
     from rcfast import synth
@@ -474,7 +474,7 @@ def test_prefetch_reads_ahead_from_the_start_and_stops_when_closed():
     stops it even when nothing was taken or the consumer stopped early."""
     import threading
 
-    from rcfast.weekly import Prefetch
+    from rcfast.weekly.read import Prefetch
 
     started = threading.Event()
 
@@ -522,7 +522,7 @@ def test_panel_integers_delta_packed_and_row_groups_whole_slices(tmp_path, monke
     """Integer columns are DELTA_BINARY_PACKED (uncompressed under snappy, compressed under
     zstd), the others snappy; each computed slice of whole products is one row group."""
     import rcfast.panel
-    import rcfast.weekly as weekly
+    import rcfast.weekly.write as weekly
 
     monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
     monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 70)

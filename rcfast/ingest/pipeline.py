@@ -252,8 +252,6 @@ def get_scanner():
     """The JSON-lines scanner, once per process: the ahead-of-time compiled one
     (:mod:`rcfast.kernels.aot`) when it can be had, else the JIT kernel from Numba's on-disk
     cache.
-
-    For the JIT kernel, Numba is set up without its BLAS probe (:func:`rcfast.kernels.init_numba`).
     """
     global _scanner
     with _scanner_lock:

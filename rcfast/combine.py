@@ -34,6 +34,12 @@ from rcfast import __version__
 from rcfast.errors import InputError, StrictFailure
 from rcfast.ingest.sources import FORMATS, Detected, detect_compression, expand_inputs
 from rcfast.resources import available_cpus
+from rcfast.schema import (
+    PARTITIONING_KEY,
+    PLAUSIBLE_MAX_MS,
+    PLAUSIBLE_MIN_MS,
+    SECONDS_AS_MS_BELOW_MS,
+)
 
 # pyarrow, Numba and the pipeline are imported inside combine(), after the decompression helpers
 # have been started: they then inflate the first blocks while this process imports (~0.7 s), and
@@ -41,8 +47,6 @@ from rcfast.resources import available_cpus
 
 __all__ = ["combine", "main", "InputError", "StrictFailure", "PARTITIONING_KEY"]
 
-#: Parquet key-value metadata key describing the partitioning (JSON).
-PARTITIONING_KEY = "rcfast.partitioning"
 # 16 MiB: half the per-block work of 8 MiB (normalizing, one spill piece per partition) for
 # ~4 % less CPU at 1M rows, with the same peak RSS; 32 MiB raised the peak by 30 %
 DEFAULT_BLOCK_BYTES = 16 << 20
@@ -52,8 +56,6 @@ DEFAULT_BLOCK_BYTES = 16 << 20
 # rows, so the peak memory of a 10M-row run is that of a 1M-row run.
 _AUTO_BYTES_PER_PARTITION = 64 << 20
 _MAX_AUTO_PARTITIONS = 4096
-# 1994-01-01 .. 2100-01-01 in epoch ms: review dates outside it are flagged in the summary
-_PLAUSIBLE_MS = (757_382_400_000, 4_102_444_800_000)
 _COMPRESSION_RATIO = {"gzip": 4, "zstd": 5, "bz2": 6, None: 1}
 # Estimated uncompressed input above which the spill files are lz4-compressed (disk space);
 # below it they are written raw (less CPU; small inputs stay in the page cache). Each block
@@ -454,7 +456,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
 
     partitioning = {"by": "product_id", "hash": PARTITION_HASH, "n": n_parts,
                     "files": "part-{i:05d}.parquet", "rule": "i = hash(utf8(product_id)) % n"}
-    meta = {PARTITIONING_KEY.encode(): json.dumps(partitioning).encode(),
+    meta = {PARTITIONING_KEY: json.dumps(partitioning).encode(),
             b"rcfast.version": __version__.encode()}
 
     def fin(p: int):
@@ -490,8 +492,10 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         quarantined.update(s.quarantined)
     warnings = []
     for s in stats:
-        # online reviews start in 1995; dates in 1970 or far in the future mean a unit mix-up
-        if s.ts_min is not None and (s.ts_min < _PLAUSIBLE_MS[0] or s.ts_max > _PLAUSIBLE_MS[1]):
+        # dates outside the plausible range, or all in the first weeks of 1970, mean a unit
+        # mix-up (seconds read as milliseconds land in January 1970)
+        if s.ts_min is not None and (s.ts_min < PLAUSIBLE_MIN_MS or s.ts_max > PLAUSIBLE_MAX_MS
+                                     or 0 <= s.ts_max < SECONDS_AS_MS_BELOW_MS):
             d = s.as_dict()
             warnings.append(
                 f"{os.path.basename(s.path)}: reviews from {d['first_review']} to "

@@ -67,10 +67,18 @@ def parse_mapping(items: list[str] | None) -> dict[str, str]:
 #: seconds land in the year ~50000): ``timestamp_out_of_range``, in both steps.
 TS_MIN_MS = -9_222_854_400_000  # 1677-09-27
 TS_MAX_MS = 9_223_372_036_855
-#: Plausible review times: a weekly input column whose times mostly fall outside is a unit
-#: error (exit 2), and a panel with weeks outside gets a warning in its summary.
+#: Plausible review times, for both steps: a weekly input column whose times mostly fall
+#: outside is a unit error (exit 2), a panel with weeks outside and a combine input with dates
+#: outside get a warning in their summary.
 PLAUSIBLE_MIN_MS = -2_208_988_800_000  # 1900-01-01
 PLAUSIBLE_MAX_MS = 4_102_444_800_000  # 2100-01-01
+#: Times before this (1970-02-18) that are plausible as *seconds* of 1995-2100 are the trace of
+#: seconds read as milliseconds: 4.2e9 ms is 4.2e9 s, the year 2103.
+SECONDS_AS_MS_BELOW_MS = 4_200_000_000
+
+#: Parquet key-value metadata key (bytes, as pyarrow gives metadata) of the partitioning that
+#: ``rcfast.combine`` writes into every part file (JSON) and the weekly step reads back.
+PARTITIONING_KEY = b"rcfast.partitioning"
 #: String timestamps, tried in turn and read as UTC: Yelp's, ISO 8601, a bare date.
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d")
 

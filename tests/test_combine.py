@@ -507,7 +507,7 @@ def test_partitioning_by_product_hash(tmp_path):
     seen: dict[str, int] = {}
     for i, f in enumerate(files):
         meta = pq.read_schema(f).metadata
-        info = json.loads(meta[PARTITIONING_KEY.encode()])
+        info = json.loads(meta[PARTITIONING_KEY])
         assert info["by"] == "product_id" and info["n"] == 5
         t = pq.read_table(f)
         for pid in set(t.column("product_id").to_pylist()):

@@ -2,9 +2,9 @@
 
 Reads Amazon 2023 / 2018 / 2014 JSON lines, the header-less 2014 CSV, Yelp ``review.json`` and
 CSV/TSV/Parquet with ``--map FIELD=COLUMN``, plain or .gz/.zst/.bz2, and writes the normalized
-review table of ``SPEC-weekly.md`` as ``OUT/part-00000.parquet`` … partitioned by a stable hash of
-product_id (every product lives in exactly one part file), with ``OUT/_summary.json`` and bad lines
-in ``OUT/_quarantine/quarantine.jsonl``. See ``docs/combine.md``.
+review table of ``docs/spec-weekly.md`` as ``OUT/part-00000.parquet`` … partitioned by a stable
+hash of product_id (every product lives in exactly one part file), with ``OUT/_summary.json``
+and bad lines in ``OUT/_quarantine/quarantine.jsonl``. See ``docs/combine.md``.
 
 Accounting, per input file and in total: lines_read = rows_written + duplicates + quarantined.
 """
@@ -12,25 +12,31 @@ Accounting, per input file and in total: lines_read = rows_written + duplicates 
 from __future__ import annotations
 
 import argparse
-import gc
 import io
+import logging
 import json
 import os
 import shutil
 import socket
-import sys
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-if __name__ == "__main__":
-    # The command never calls BLAS, but OpenBLAS starts a thread per core when numpy is
-    # imported, and they spin: ~0.1 CPU-s of a 1M-row run on a 2-core machine.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 from rcfast import __version__
+from rcfast._cli import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_common_arguments,
+    gc_paused,
+    one_line,
+    progress_bar,
+    setup_logging,
+    show_progress,
+    without_pandas,
+)
 from rcfast.errors import InputError, StrictFailure
 from rcfast.ingest.sources import FORMATS, Detected, detect_compression, expand_inputs
 from rcfast.resources import available_cpus
@@ -135,12 +141,20 @@ def _prepare_output(out: str, inputs: list[str]) -> tuple[str, str]:
         if os.path.realpath(p).startswith(real_out):
             raise InputError(f"input {p} lies inside the output directory {out}")
     parent = os.path.dirname(out_abs)
-    os.makedirs(parent, exist_ok=True)
-    _remove_stale_tmp(out_abs)
-    tmp = f"{out_abs}.tmp-{_run_tag()}"
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    os.makedirs(tmp)
+    up = parent
+    while up and not os.path.exists(up):
+        up = os.path.dirname(up)
+    if up and not os.path.isdir(up):
+        raise InputError(f"-o {out}: {up} is a file, not a directory")
+    try:
+        os.makedirs(parent, exist_ok=True)
+        _remove_stale_tmp(out_abs)
+        tmp = f"{out_abs}.tmp-{_run_tag()}"
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+        os.makedirs(tmp)
+    except OSError as exc:  # read-only, under a file, ...: the user's to fix, before any work
+        raise InputError(f"-o {out}: cannot create the output: {one_line(exc)}") from exc
     return out_abs, tmp
 
 
@@ -253,10 +267,6 @@ def combine(
     if not paths:
         raise InputError("no input files")
 
-    # The run allocates many short-lived objects and no reference cycles worth collecting: the
-    # cyclic GC would only re-scan the (large) heap of the imported modules, ~0.3 s per run.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     helpers = _start_helpers(paths, fmt, workers, block_bytes)
     try:
         return _combine(paths, out, helpers, fmt=fmt, mapping=mapping, strict=strict,
@@ -269,8 +279,6 @@ def combine(
 
         for proc in list(helpers.values()):
             stop_helper(proc)
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _inflight(workers: int) -> int:
@@ -389,20 +397,12 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
     proc = BlockProcessor(plans, spill, quarantine)
     stop = threading.Event()
 
-    bar = None
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=sum(s.bytes for s in stats), unit="B", unit_scale=True,
-                   unit_divisor=1024, desc="combine", file=sys.stderr)
+    bar = progress_bar(progress, sum(s.bytes for s in stats), "combine", unit="B")
     bar_lock = threading.Lock()
 
     def on_bytes(n: int) -> None:
-        if bar is not None:
-            with bar_lock:
-                bar.update(n)
+        with bar_lock:
+            bar.update(n)
 
     def make_reader(i: int):
         det, plan = detected[i], plans[i]
@@ -444,8 +444,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
     finally:
         spill.close()
         quarantine.close()
-        if bar is not None:
-            bar.close()
+        bar.close()
     for r in results:
         s = stats[r.file_idx]
         s.lines_read += r.lines
@@ -466,20 +465,14 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         )
 
     # finalize holds a whole partition in memory: fewer threads than blocks keep it bounded
-    fbar = None
-    if progress:
-        from tqdm import tqdm
-
-        fbar = tqdm(total=n_parts, unit="part", desc="finalize", file=sys.stderr)
+    fbar = progress_bar(progress, n_parts, "finalize", unit="part")
     with ThreadPoolExecutor(max_workers=max(1, min(workers, n_parts))) as pool:
         for written, dups in pool.map(fin, range(n_parts)):
             for i in range(len(paths)):
                 stats[i].rows_written += int(written[i])
                 stats[i].duplicates += int(dups[i])
-            if fbar is not None:
-                fbar.update(1)
-    if fbar is not None:
-        fbar.close()
+            fbar.update(1)
+    fbar.close()
     shutil.rmtree(spill.directory, ignore_errors=True)
 
     for s in stats:
@@ -492,6 +485,10 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         quarantined.update(s.quarantined)
     warnings = []
     for s in stats:
+        if s.lines_read == 0 and not s.stream_error:
+            # the same rule as the weekly step: an input without rows is no error, but never
+            # silent (a wrong path or an export that failed upstream)
+            warnings.append(f"{os.path.basename(s.path)}: the file holds no rows")
         # dates outside the plausible range, or all in the first weeks of 1970, mean a unit
         # mix-up (seconds read as milliseconds land in January 1970)
         if s.ts_min is not None and (s.ts_min < PLAUSIBLE_MIN_MS or s.ts_max > PLAUSIBLE_MAX_MS
@@ -524,7 +521,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
     return summary
 
 
-def format_summary(summary: dict[str, Any]) -> str:
+def format_summary(summary: dict[str, Any], with_warnings: bool = True) -> str:
     """The short terminal table: one line per input file and a total."""
     rows = [("file", "format", "lines", "written", "dups", "quarantined")]
     for f in summary["files"]:
@@ -547,7 +544,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("  ".join(cells) + "  " + r[5])
         if j == 0 or j == len(rows) - 2:
             lines.append("-" * (sum(widths) + 10 + len("quarantined")))
-    for w in summary.get("warnings", []):
+    for w in summary.get("warnings", []) if with_warnings else []:
         lines.append("warning: " + w)
     rate = summary["lines_read"] / summary["elapsed_s"] if summary["elapsed_s"] else 0.0
     lines.append(
@@ -557,14 +554,30 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_EXAMPLES = """\
+examples:
+  python -m rcfast.combine Books.jsonl.gz Electronics.jsonl.gz -o combined/
+  rcfast combine dumps/ -o combined/ --workers 8
+  rcfast combine reviews.csv -o combined/ --map product_id=item --map rating=stars
+  rcfast combine yelp/review.json -o yelp-combined/ --strict
+  python -m rcfast.weekly combined/ -o panel.parquet    # the next step
+
+The output is the normalized review table of docs/spec-weekly.md, partitioned by product;
+docs/combine.md describes the formats, the summary and the quarantine. Exit status: 0 done
+(warnings on stderr), 2 bad usage, input or output path (one line on stderr), 130 interrupted.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m rcfast.combine",
         description="Normalize raw review dumps (Amazon 2023/2018/2014, Yelp, CSV/TSV/Parquet; "
         "plain, .gz, .zst, .bz2) into one Parquet dataset partitioned by product.",
+        epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="files, directories or globs")
-    ap.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
+    ap.add_argument("-o", "--output", required=True, metavar="OUT",
+                    help="output directory (replaced atomically if it is an earlier output)")
     ap.add_argument("--format", choices=FORMATS, default=None,
                     help="input format (default: detected from each file's content)")
     ap.add_argument("--map", action="append", metavar="FIELD=COLUMN", default=[],
@@ -579,7 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of output files (default auto: 16, more for inputs over ~2 GB "
                     "uncompressed, so that one partition stays small)")
     ap.add_argument("--workers", type=int, default=None,
-                    help="worker threads (default: the CPUs this process may use)")
+                    help="worker threads (default: the CPUs this process may use, "
+                    "SLURM_CPUS_PER_TASK in a Slurm job)")
     ap.add_argument("--category", default=None,
                     help="category of every row (default: a category column, else the file name)")
     ap.add_argument("--timestamp-unit", choices=("auto", "s", "ms"), default=None,
@@ -587,51 +601,60 @@ def build_parser() -> argparse.ArgumentParser:
                     "by format; auto = seconds below 1e11, else milliseconds)")
     ap.add_argument("--block-size", type=float, default=DEFAULT_BLOCK_BYTES / 2**20,
                     metavar="MiB", help="decompressed bytes per parse block (default 16)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ap.add_argument("-q", "--quiet", action="store_true", help="no summary table")
+    add_common_arguments(ap)
     return ap
 
 
+PROG = "rcfast.combine"
+log = logging.getLogger("rcfast.combine")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line: exit 0 done, 2 bad usage, input or output path, 130 interrupted."""
     from rcfast._bytecode import ensure_compiled
 
-    # (weekly's tune_malloc is not used here: ~10 % fewer page faults, no measurable time,
-    # and the heap it keeps raised the 10M-row peak from 242 to 268 MB)
-
     ensure_compiled()  # once, where PYTHONDONTWRITEBYTECODE keeps Python from doing it
-    from rcfast._cli import without_pandas
-
-    with without_pandas():
-        return _main(argv)
-
-
-def _main(argv: list[str] | None) -> int:
     ap = build_parser()
     try:
         args = ap.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the reason
+    except SystemExit as exc:  # argparse already printed the reason (or --help, --version)
         return int(exc.code or 0)
+    setup_logging(PROG, args.quiet)
     try:
-        if args.partitions == "auto":
-            partitions = None
-        else:
-            try:
-                partitions = int(args.partitions)
-            except ValueError:
-                raise InputError(f"--partitions {args.partitions!r}: a number or auto") from None
-        summary = combine(
-            args.inputs, args.output, fmt=args.format, mapping=args.map, strict=args.strict,
-            keep_text=args.keep_text, keep_duplicates=args.keep_duplicates,
-            partitions=partitions, workers=args.workers, category=args.category,
-            timestamp_unit=args.timestamp_unit, block_bytes=int(args.block_size * 2**20),
-            progress=False if args.no_progress else None,
-        )
+        with gc_paused(), without_pandas():
+            summary = _run_from_args(args)
     except (InputError, StrictFailure) as exc:
-        print(f"rcfast.combine: error: {exc}", file=sys.stderr)
-        return 2
+        log.error("%s", one_line(exc))
+        return EXIT_USAGE
+    except OSError as exc:  # an input or output path: unreadable, read-only, disk full, ...
+        where = "" if exc.filename is not None else f" (writing {args.output})"
+        log.error("%s%s", one_line(exc), where)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("interrupted; the output was not changed")
+        return EXIT_INTERRUPTED
+    for w in summary["warnings"]:
+        log.warning("%s", w)
     if not args.quiet:
-        print(format_summary(summary))
-    return 0
+        print(format_summary(summary, with_warnings=False))
+    return EXIT_OK
+
+
+def _run_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.partitions == "auto":
+        partitions = None
+    else:
+        try:
+            partitions = int(args.partitions)
+        except ValueError:
+            raise InputError(f"--partitions {args.partitions!r}: a number or auto") from None
+    return combine(
+        args.inputs, args.output, fmt=args.format, mapping=args.map, strict=args.strict,
+        keep_text=args.keep_text, keep_duplicates=args.keep_duplicates,
+        partitions=partitions, workers=args.workers, category=args.category,
+        timestamp_unit=args.timestamp_unit, block_bytes=int(args.block_size * 2**20),
+        progress=show_progress(args),
+    )
 
 
 if __name__ == "__main__":

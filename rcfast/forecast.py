@@ -215,18 +215,47 @@ def evaluate_run(run_dir: str | Path, panel: Panel | None = None, panel_path: st
     return ev
 
 
+_EXAMPLES = """\
+examples:
+  python -m rcfast.forecast --checkpoint runs/demo -o forecasts.parquet --panel panel.parquet
+  rcfast forecast --checkpoint runs/demo --panel panel.parquet -o fc.parquet --eval
+  rcfast forecast --checkpoint runs/demo/checkpoints --panel panel.parquet -o fc.parquet \\
+      --device cuda    # a DeepSpeed checkpoint directory, consolidated on the fly
+
+The panel is the output of rcfast weekly (docs/spec-weekly.md); docs/training.md describes
+training and the evaluation. Exit status: 0 done, 2 bad usage, input or output path (one line
+on stderr), 130 interrupted.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
+    from rcfast._cli import (
+        EXIT_INTERRUPTED,
+        EXIT_OK,
+        EXIT_USAGE,
+        add_common_arguments,
+        one_line,
+        setup_logging,
+    )
+
     p = argparse.ArgumentParser(prog="python -m rcfast.forecast",
-                                description="Per-product forecasts (and evaluation) from a run.")
+                                description="Per-product forecasts (and evaluation) from a run.",
+                                epilog=_EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True,
                    help="run directory, model.pt, or DeepSpeed checkpoint directory")
     p.add_argument("--panel", required=True, help="weekly panel Parquet")
     p.add_argument("-o", "--output", required=True, help="forecasts Parquet to write")
     p.add_argument("--eval", action="store_true",
                    help="also score the test weeks and write RUN_DIR/eval.json")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--no-plot", action="store_true")
-    args = p.parse_args(argv)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--no-plot", action="store_true", help="no forecast_head.png with --eval")
+    add_common_arguments(p)  # forecast draws no progress: --no-progress is accepted for symmetry
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the reason (or --help, --version)
+        return int(exc.code or 0)
+    log = setup_logging("rcfast.forecast", args.quiet)
     try:
         model, cfg, meta = load_model(args.checkpoint, args.device)
         panel = read_panel(args.panel, end_week=cfg.end_week or None,
@@ -236,19 +265,23 @@ def main(argv: list[str] | None = None) -> int:
         mu, alpha = predict(model, cfg, panel, prods, o, args.device)
         tab, _ = forecast_table(panel, prods, o, mu, alpha, cfg.quantiles)
         _write_parquet(tab, Path(args.output))
-        print(f"wrote {tab.num_rows} rows ({len(prods)} products x {cfg.horizon} weeks from "
-              f"{date_of_week(o)}) to {args.output}")
+        log.info("wrote %d rows (%d products x %d weeks from %s) to %s", tab.num_rows,
+                 len(prods), cfg.horizon, date_of_week(o), args.output)
         if args.eval:
             ev = evaluate_run(meta["run_dir"], panel=read_panel(
                 args.panel, end_week=cfg.end_week or None,
                 min_weeks=cfg.context_length + 3 * cfg.horizon),
                 device=args.device, plot=not args.no_plot)
-            print(ev["table"])
-            print(f"wrote {Path(meta['run_dir']) / 'eval.json'}")
-    except (PanelError, ValueError, FileNotFoundError) as e:
-        print(f"rcfast.forecast: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+            if not args.quiet:
+                print(ev["table"])
+            log.info("wrote %s", Path(meta["run_dir"]) / "eval.json")
+    except (PanelError, ValueError, OSError) as e:  # OSError: missing input, bad output path
+        log.error("%s", one_line(e))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The normalized review table (input of the weekly step, output of ``rcfast.combine``).
 
-See ``SPEC-weekly.md`` ("Input: the normalized review table"). One schema, shared by the demo
-generator, the ingest step and the weekly step, so that every path agrees on names and types.
+See ``docs/spec-weekly.md`` ("Input: the normalized review table"). One schema, shared by the
+demo generator, the ingest step and the weekly step, so that every path agrees on names and
+types.
 """
 
 from __future__ import annotations

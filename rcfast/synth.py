@@ -56,6 +56,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rcfast._cli import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_common_arguments,
+    one_line,
+    setup_logging,
+    show_progress,
+)
 from rcfast.schema import NORMALIZED_SCHEMA
 
 __all__ = [
@@ -675,10 +684,9 @@ def _tmp_beside(path: pathlib.Path) -> pathlib.Path:
 
 
 def _progress(total: int, enabled: bool, desc: str):
-    from tqdm import tqdm
+    from rcfast._cli import progress_bar
 
-    return tqdm(total=total, unit="rows", unit_scale=True, file=sys.stderr, disable=not enabled,
-                desc=desc)
+    return progress_bar(enabled, total, desc)
 
 
 def write_parquet(path: str | os.PathLike[str], n_rows: int, seed: int = 0, *,
@@ -865,11 +873,20 @@ def _parse_rows(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rcfast.synth",
-                                description="Generate synthetic Amazon-like reviews.")
+    p = argparse.ArgumentParser(
+        prog="python -m rcfast.synth",
+        description="Generate synthetic Amazon-like reviews: the normalized table of "
+        "docs/spec-weekly.md as Parquet, or raw Amazon-style JSON lines for rcfast.combine.",
+        epilog="""examples:
+  python -m rcfast.synth -o reviews.parquet --rows 1e6
+  rcfast synth -o dump.jsonl.gz --rows 1e6 --flavor amazon2018   # input for rcfast combine
+  rcfast synth -o big.parquet --rows 3e7 --seed 7 --no-progress
+
+Exit status: 0 written, 2 bad usage or output path (one line on stderr).""",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", required=True, help="output file (.parquet, .jsonl[.gz|.zst])")
     p.add_argument("--rows", type=_parse_rows, required=True, help="number of reviews, e.g. 1e6")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--products", type=_parse_rows, default=None,
                    help="catalog size (default rows/12)")
     p.add_argument("--format", choices=("parquet", "jsonl"), default=None,
@@ -878,8 +895,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="JSONL field names")
     p.add_argument("--compression", choices=("zstd", "snappy"), default="zstd",
                    help="Parquet compression")
-    p.add_argument("--row-group-rows", type=_parse_rows, default=1_000_000)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--row-group-rows", type=_parse_rows, default=1_000_000,
+                   help="Parquet rows per row group (default 1e6)")
+    add_common_arguments(p)
     return p
 
 
@@ -896,32 +914,39 @@ def main(argv: list[str] | None = None) -> int:
         fmt = "jsonl" if any(name.endswith(s) for s in (".jsonl", ".json", ".jsonl.gz",
                                                         ".json.gz", ".jsonl.zst", ".json.zst")) \
             else "parquet"
-    if args.seed < 0:
-        parser.print_usage(sys.stderr)
-        print("error: --seed must be >= 0", file=sys.stderr)
-        return 2
-    if args.products is not None and args.products < 1:
-        print("error: --products must be >= 1", file=sys.stderr)
-        return 2
-    if args.row_group_rows < 1:
-        print("error: --row-group-rows must be >= 1", file=sys.stderr)
-        return 2
+    log = setup_logging("rcfast.synth", args.quiet)
+    for bad, msg in ((args.seed < 0, "--seed must be >= 0"),
+                     (args.products is not None and args.products < 1, "--products must be >= 1"),
+                     (args.row_group_rows < 1, "--row-group-rows must be >= 1")):
+        if bad:
+            parser.print_usage(sys.stderr)
+            log.error("%s", msg)
+            return EXIT_USAGE
     stats = _Stats(_resolve_products(args.rows, args.products))
     t0 = time.perf_counter()
-    if fmt == "parquet":
-        out = write_parquet(args.output, args.rows, args.seed, row_group_rows=args.row_group_rows,
-                            compression=args.compression, n_products=args.products,
-                            progress=not args.quiet, _stats=stats)
-    else:
-        out = write_jsonl(args.output, args.rows, args.seed, flavor=args.flavor,
-                          n_products=args.products, progress=not args.quiet, _stats=stats)
+    try:
+        if fmt == "parquet":
+            out = write_parquet(args.output, args.rows, args.seed,
+                                row_group_rows=args.row_group_rows, compression=args.compression,
+                                n_products=args.products, progress=show_progress(args),
+                                _stats=stats)
+        else:
+            out = write_jsonl(args.output, args.rows, args.seed, flavor=args.flavor,
+                              n_products=args.products, progress=show_progress(args),
+                              _stats=stats)
+    except OSError as exc:  # read-only directory, -o under a file, disk full
+        log.error("-o %s: %s", args.output, one_line(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("interrupted; nothing was written")
+        return EXIT_INTERRUPTED
     secs = time.perf_counter() - t0
     s = stats.as_dict()
     size = out.stat().st_size
-    print(f"wrote {out}: {s['rows']:,} rows, {s['products']:,} products, "
-          f"{s['first']} .. {s['last']}, {size / 1e6:,.1f} MB, {secs:.1f} s "
-          f"({s['rows'] / max(secs, 1e-9) / 1e6:.2f} M rows/s)", file=sys.stderr)
-    return 0
+    log.info("wrote %s: %s rows, %s products, %s .. %s, %.1f MB, %.1f s (%.2f M rows/s)",
+             out, f"{s['rows']:,}", f"{s['products']:,}", s["first"], s["last"], size / 1e6,
+             secs, s["rows"] / max(secs, 1e-9) / 1e6)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import socket
+import sys
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -789,15 +790,27 @@ def test_review_dates_in_summary_and_unit_warning(tmp_path, capsys):
     out2 = tmp_path / "out2"  # the same seconds read as milliseconds: January 1970
     assert main([str(src), "-o", str(out2), "--no-progress", "--timestamp-unit", "ms"]) == 0
     assert summary(out2)["warnings"] and "--timestamp-unit" in summary(out2)["warnings"][0]
-    assert "warning:" in capsys.readouterr().out
+    assert "warning:" in capsys.readouterr().err
 
 
-def test_progress_bar_in_bytes(tmp_path, capsys):
+def test_progress_bar_in_bytes_on_a_terminal(tmp_path, capsys, monkeypatch):
     src = tmp_path / "p.jsonl.gz"
     write_lines(src, [line2023(i) for i in range(100)])
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     combine([str(src)], str(tmp_path / "out"), progress=True)
     err = capsys.readouterr().err
     assert "combine" in err and "finalize" in err and "B/s" in err
+
+
+def test_progress_in_a_log_file_is_lines_not_a_bar(tmp_path, capsys):
+    src = tmp_path / "p.jsonl.gz"
+    write_lines(src, [line2023(i) for i in range(100)])
+    assert main([str(src), "-o", str(tmp_path / "out")]) == 0  # stderr is captured: no terminal
+    err = capsys.readouterr().err
+    assert "\r" not in err and "B/s" not in err
+    lines = err.splitlines()
+    assert any(ln.startswith("rcfast.combine: combine: ") and "(100 %)" in ln for ln in lines)
+    assert any(ln.startswith("rcfast.combine: finalize: ") for ln in lines)
 
 
 def _frames_both_ways(path, comp, block):

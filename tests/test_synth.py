@@ -182,12 +182,13 @@ def test_demo_parquet_cached(tmp_path, monkeypatch):
 
 def test_cli(tmp_path, capsys):
     out = tmp_path / "cli.parquet"
-    assert synth.main(["-o", str(out), "--rows", "2e3", "--seed", "4", "-q"]) == 0
+    assert synth.main(["-o", str(out), "--rows", "2e3", "--seed", "4", "--no-progress"]) == 0
     assert pq.read_table(out).num_rows == 2_000
     err = capsys.readouterr().err
     assert "2,000 rows" in err and "products" in err
     js = tmp_path / "cli.jsonl.gz"
     assert synth.main(["-o", str(js), "--rows", "500", "--flavor", "amazon2018", "-q"]) == 0
+    assert capsys.readouterr().err == ""  # -q: warnings and errors only
     assert len(gzip.decompress(js.read_bytes()).splitlines()) == 500
     assert synth.main(["--rows", "10"]) == 2  # no -o
     assert synth.main(["-o", str(out), "--rows", "ten"]) == 2

@@ -267,6 +267,13 @@ class StitchedParquetWriter:
         if self.on_written is not None:
             self.on_written(n)
 
+    def append_file(self, path: str | Path) -> None:
+        """Append the row groups of the Parquet file ``path`` (written with the same schema and
+        options), its page data byte for byte; memory holds one mapped file at a time."""
+        self.flush()
+        with pa.memory_map(str(path)) as source:
+            self._append(source.read_buffer())
+
     def add_key_value_metadata(self, kv: dict) -> None:
         self.kv.update({(k.encode() if isinstance(k, str) else k):
                         (v.encode() if isinstance(v, str) else v) for k, v in kv.items()})

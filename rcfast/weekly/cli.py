@@ -14,20 +14,28 @@ Exit code 0 on success, 2 on bad usage or bad input (the reason on stderr).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import gc
 import os
 import sys
 import time
+from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rcfast.arrow_io import InputError, ReadOptions, resolve_inputs
+from rcfast.arrow_io import InputError, ReadOptions, parquet_rows, resolve_inputs
 from rcfast.panel import PanelOptions, PanelStats, panel_batches, panel_schema
 from rcfast.schema import parse_mapping
 from rcfast.weekly.options import parse_int_list, parse_until
 from rcfast.weekly.read import available_cpus, load
 from rcfast.weekly.summary import make_summary, print_preview, print_summary
-from rcfast.weekly.write import PanelWriter
+from rcfast.publish import ScratchDir, remove_stale
+from rcfast.resources import DEFAULT_MEMORY_SHARE, available_memory, parse_size
+from rcfast.weekly.spill import plan_memory, spilled_panel
+from rcfast.weekly.write import PanelWriter, output_paths
+
+log = logging.getLogger("rcfast.weekly")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use the Dask scheduler described in FILE (dask scheduler "
                         "--scheduler-file, as in slurm/weekly-multinode.sbatch)")
     p.add_argument("--partitions", type=int, default=None,
-                   help="Dask partitions (default: 2 x workers); each holds whole products")
+                   help="partitions of whole products when the run is distributed or out of "
+                        "core (default: as many as the memory limit needs, at least 2 x "
+                        "workers)")
+    p.add_argument("--memory-limit", metavar="SIZE",
+                   help="memory the run may use (per worker with Dask), e.g. 4GB or 1500MB; "
+                        "an input that would not fit is computed out of core, spilled to "
+                        "--tmp-dir (default: half of the cgroup limit, Slurm's --mem or the "
+                        "physical memory, whichever is least)")
+    p.add_argument("--tmp-dir", metavar="DIR",
+                   help="scratch for out-of-core runs (default: $TMPDIR, else $SLURM_TMPDIR, "
+                        "else the system's temporary directory); removed at the end")
     p.add_argument("--strict", action="store_true",
                    help="fail on the first row that would be set aside")
     p.add_argument("--compression", default="snappy",
@@ -106,6 +124,7 @@ def run(args: argparse.Namespace) -> dict:
     if not args.inputs:
         raise InputError("no INPUT given (or use --demo)")
     paths = resolve_inputs(args.inputs)
+    remove_stale(output_paths(args.output)[0])  # what killed runs on this host left
     cpus = available_cpus()
     for name in ("workers", "threads", "partitions"):
         value = getattr(args, name)
@@ -128,14 +147,37 @@ def run(args: argparse.Namespace) -> dict:
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     t = time.perf_counter()
+    memory = None if distributed else plan_memory(parquet_rows(paths), *memory_limit(args),
+                                                  force_spill=args.partitions is not None)
+    arrangement["memory_limit"] = memory.limit if memory else None
+    arrangement["out_of_core"] = bool(memory and memory.spill)
+    scratch = ScratchDir(args.tmp_dir) if memory and memory.spill else None
+    cols = None
     if distributed:
-        from rcfast.weekly.distributed import run_dask
-
-        table, stats, rej, rows_read, arr = run_dask(paths, ropts, popts, args, workers,
-                                                     threads, progress)
-        arrangement.update(arr)
-        timings.update(stats.timings)
-        batches = iter([table] if table.num_rows else [])
+        summary, written, worker_timings = run_distributed(args, paths, ropts, popts, workers,
+                                                           threads, progress, arrangement)
+        timings.update(worker_timings)
+        return report(args, summary, written, timings, t0, progress)
+    if scratch is not None:
+        if args.partitions:
+            memory = dataclasses.replace(
+                memory, n_parts=args.partitions,
+                partition_rows=max(1, -(-parquet_rows(paths) // args.partitions)))
+        log.info("%s", memory.describe())
+        if progress:
+            print(f"rcfast.weekly: {memory.describe()}", file=sys.stderr)
+        init_numba()
+        spill_dir = scratch.__enter__()
+        try:
+            spilled, batches = spilled_panel(paths, ropts, popts, args.strict, memory,
+                                             spill_dir, progress)
+        except BaseException:
+            scratch.__exit__(None, None, None)
+            raise
+        rej, rows_read, stats = spilled.rejects, spilled.rows_read, spilled.stats
+        arrangement["partitions"] = len(spilled.part_rows)
+        arrangement["scratch_bytes"] = spilled.scratch_bytes
+        timings["read"] = time.perf_counter() - t
     else:
         cols, rej, rows_read = load(paths, ropts, popts.until_week, args.strict, progress,
                                     meanwhile=init_numba)
@@ -152,8 +194,7 @@ def run(args: argparse.Namespace) -> dict:
             writer.write(first)
             for table in batches:
                 writer.write(table)
-        if not distributed:
-            del cols
+        del cols
         writer.drain()
         summary = make_summary(args, popts, paths, rows_read, rej, stats,
                                (writer.week_min, writer.week_max), arrangement)
@@ -162,12 +203,20 @@ def run(args: argparse.Namespace) -> dict:
         if writer is not None:
             writer.abort()
         raise
-    if not distributed:
-        timings.update(stats.timings)
-    # what is left after the kernels that ran meanwhile (in-process only): the writer's tail
-    overlapped = 0.0 if distributed else sum(
-        v for k, v in stats.timings.items() if k in ("group", "aggregate", "features", "wrap"))
+    finally:
+        if scratch is not None:
+            scratch.__exit__(None, None, None)
+    timings.update(stats.timings)
+    # what is left after the kernels that ran meanwhile: the writer's tail
+    overlapped = sum(v for k, v in stats.timings.items()
+                     if k in ("load", "group", "aggregate", "features", "wrap"))
     timings["write"] = time.perf_counter() - t - overlapped
+    return report(args, summary, written, timings, t0, progress)
+
+
+def report(args: argparse.Namespace, summary: dict, written: list[Path], timings: dict,
+           t0: float, progress: bool) -> dict:
+    """Print the summary (or only its warnings with --quiet); return it with the timings."""
     timings["total"] = time.perf_counter() - t0
     if progress:
         print_summary(summary, timings, written)
@@ -178,6 +227,62 @@ def run(args: argparse.Namespace) -> dict:
             print(f"rcfast.weekly: warning: {w}", file=sys.stderr)
     summary["timings"] = timings
     return summary
+
+
+def run_distributed(args: argparse.Namespace, paths: list[Path], ropts: ReadOptions,
+                    popts: PanelOptions, workers: int, threads: int, progress: bool,
+                    arrangement: dict) -> tuple[dict, list[Path], dict]:
+    """The run on a Dask cluster (local, or the scheduler given): workers write the parts."""
+    from rcfast.weekly.distributed import start_client, weekly_on_cluster, worker_memory_limit
+    from rcfast.weekly.write import parts_directory, publish_parts
+
+    local = not (args.scheduler or args.scheduler_file)
+    limit = None
+    if local:  # --memory-limit is each worker's; by default the workers share the default
+        given, _ = memory_limit(args)
+        limit = worker_memory_limit(given if args.memory_limit else None, workers, given)
+    arrangement["memory_limit"] = limit
+    data_path = output_paths(args.output)[0]
+    comp = None if args.compression == "none" else args.compression
+    client, cluster = start_client(workers, threads, limit, args.scheduler, args.scheduler_file)
+    scratch = ScratchDir(args.tmp_dir if args.tmp_dir or local else data_path.parent)
+    parts_dir = None
+    try:
+        if progress and client.dashboard_link and "None" not in client.dashboard_link:
+            print(f"rcfast.weekly: Dask dashboard at {client.dashboard_link}", file=sys.stderr)
+        with scratch as spill_dir:
+            parts_dir = parts_directory(args.output, spill_dir)
+            run = weekly_on_cluster(client, paths, ropts, popts, parts_dir=parts_dir,
+                                    scratch=spill_dir, strict=args.strict, threads=threads,
+                                    n_parts=args.partitions, compression=comp,
+                                    progress=progress)
+            arrangement.update(run.arrangement)
+            summary = make_summary(args, popts, paths, run.rows_read, run.rejects, run.stats,
+                                   (run.week_min, run.week_max), arrangement)
+            written = publish_parts([Path(p) for p in run.parts], args.output,
+                                    panel_schema(popts), comp, summary)
+        return summary, written, run.stats.timings
+    except BaseException:
+        if parts_dir is not None and parts_dir.exists() and parts_dir.name.startswith("."):
+            import shutil
+
+            shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def memory_limit(args: argparse.Namespace) -> tuple[int, str]:
+    """``(bytes, where the figure comes from)`` of the run's memory limit."""
+    if args.memory_limit:
+        try:
+            return parse_size(args.memory_limit), "--memory-limit"
+        except ValueError as exc:
+            raise InputError(f"--memory-limit: {exc}") from None
+    total, source = available_memory()
+    return int(total * DEFAULT_MEMORY_SHARE), f"half of {source}"
 
 
 def tune_malloc() -> bool:

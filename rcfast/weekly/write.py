@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rcfast.panel import SLICE_ROWS
+from rcfast.publish import publish, temporary_sibling
 
 SUMMARY_KEY = b"rcfast.summary"
 #: Rows per row group at most: a computed slice of whole products (at most SLICE_ROWS rows)
@@ -140,6 +142,86 @@ class _Part:
             raise self.error
 
 
+@dataclass
+class WrittenPart:
+    rows: int
+    week_min: dt.date | None
+    week_max: dt.date | None
+
+
+def write_part_file(path: Path, schema: pa.Schema, batches, compression: str | None
+                    ) -> WrittenPart:
+    """Write ``batches`` (tables of ``schema``) as one Parquet file with the panel's settings,
+    under a temporary name renamed when complete (a rerun task replaces it whole)."""
+    from rcfast._cli import progress_bar
+
+    tmp = temporary_sibling(path)
+    part = _Part(tmp, schema, compression, progress_bar(False, 0, "write"))
+    try:
+        for table in batches:
+            part.put(table)
+        part.finish()
+        part.writer.close()
+    except BaseException:
+        part.end()
+        part.thread.join()
+        try:
+            part.writer.close()
+        finally:
+            tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return WrittenPart(part.rows, part.week_min, part.week_max)
+
+
+def publish_output(tmp: Path, data_path: Path, summary_path: Path, summary: dict) -> None:
+    """Commit a finished output: the summary JSON beside the data (inside a directory output,
+    before its rename), then the rename of ``tmp`` to ``data_path``."""
+    text = json.dumps(summary, indent=2) + "\n"
+    if tmp.is_dir():
+        (tmp / "_summary.json").write_text(text)
+        publish(tmp, data_path)
+    else:
+        publish(tmp, data_path)
+        stmp = temporary_sibling(summary_path)
+        stmp.write_text(text)
+        os.replace(stmp, summary_path)
+
+
+def publish_parts(parts: list[Path], output: str, schema: pa.Schema, compression: str | None,
+                  summary: dict) -> list[Path]:
+    """Commit the part files of a distributed run as the output: a directory output's parts
+    already lie in its temporary directory (see :func:`parts_directory`); for a file output
+    they are stitched into one file, their encoded pages copied byte for byte."""
+    data_path, summary_path, is_dir = output_paths(output)
+    tmp = temporary_sibling(data_path)
+    if not is_dir:
+        from rcfast.parquet_stitch import StitchedParquetWriter
+
+        writer = StitchedParquetWriter(tmp, schema, 1, **write_options(schema, compression))
+        try:
+            for part in parts:
+                writer.append_file(part)
+            writer.add_key_value_metadata({SUMMARY_KEY: json.dumps(summary).encode()})
+            writer.close()
+        except BaseException:
+            writer.abort()
+            tmp.unlink(missing_ok=True)
+            raise
+    elif not parts:  # an empty panel is still a readable dataset
+        pq.write_table(schema.empty_table(), tmp / "part-00000.parquet",
+                       **write_options(schema, compression))
+    publish_output(tmp, data_path, summary_path, summary)
+    return [data_path, summary_path]
+
+
+def parts_directory(output: str, scratch: Path) -> Path:
+    """Where a distributed run's workers write their parts: a directory output's temporary
+    directory, or, for a file output, scratch (the parts are stitched into the file)."""
+    data_path, _, is_dir = output_paths(output)
+    return temporary_sibling(data_path) if is_dir else scratch / "parts"
+
+
 class PanelWriter:
     """Writes panel batches under a temporary name and renames the output when complete.
 
@@ -155,7 +237,7 @@ class PanelWriter:
         self.data_path, self.summary_path, self.is_dir = output_paths(output)
         self.schema = schema
         self.comp = None if compression == "none" else compression
-        self.tmp = self.data_path.with_name(f".{self.data_path.name}.tmp-{os.getpid()}")
+        self.tmp = temporary_sibling(self.data_path)
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
         if self.is_dir:
             self.tmp.mkdir()
@@ -208,23 +290,7 @@ class PanelWriter:
         for p in self.parts:
             p.writer.add_key_value_metadata(meta)
             p.writer.close()
-        text = json.dumps(summary, indent=2) + "\n"
-        if self.is_dir:
-            (self.tmp / "_summary.json").write_text(text)
-            if self.data_path.exists():
-                import shutil
-
-                old = self.data_path.with_name(f".{self.data_path.name}.old-{os.getpid()}")
-                self.data_path.rename(old)
-                self.tmp.rename(self.data_path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                self.tmp.rename(self.data_path)
-        else:
-            os.replace(self.tmp, self.data_path)
-            stmp = self.summary_path.with_name(f".{self.summary_path.name}.tmp-{os.getpid()}")
-            stmp.write_text(text)
-            os.replace(stmp, self.summary_path)
+        publish_output(self.tmp, self.data_path, self.summary_path, summary)
         return [self.data_path, self.summary_path]
 
     def abort(self) -> None:

@@ -1,0 +1,266 @@
+"""Partitions of whole products by ranges of the product id: the out-of-core and Dask stages.
+
+Two stages, no maths of their own (that is :func:`rcfast.panel.panel_batches`):
+
+1. :func:`split_block` — one block of input rows (a file, or consecutive row groups of one)
+   is read and checked exactly as the in-memory run reads it (:func:`rcfast.loader.
+   load_batches`: the same rows set aside, the same counts and examples), and its kept rows are
+   cut by the product-id ranges of a :class:`PartitionPlan` into one Arrow IPC piece per
+   partition on scratch (product ids dictionary-encoded, weeks, packed values).
+2. :func:`partition_batches` — the pieces of one partition, read in block order (so every
+   product's rows keep their input order, and sums match the in-memory run bit for bit), give
+   the partition's panel through the in-memory code path, in slices of whole products.
+
+Partition ``p`` holds the ids ``splitters[p - 1] <= id < splitters[p]`` (byte order), so the
+partitions' panels, written one after the other, are already in the panel's global order.
+The splitters are quantiles of a sample of the input's ids (:func:`sample_product_ids`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rcfast.arrow_io import ReadOptions, map_columns, open_parquet, read_batches
+from rcfast.kernels import aggregate
+from rcfast.loader import Rejects, load_batches
+from rcfast.panel import Columns, PanelOptions, PanelStats, panel_batches
+
+#: Ids drawn for the splitters per partition: quantiles of 256 draws are within a few
+#: percent of the true ones, so partitions come out within ~1.3x of their target size.
+SAMPLES_PER_PARTITION = 256
+#: Rows read for the sample from each row group at most (its first rows: pyarrow decodes a
+#: row group's pages in order, so the first rows are the cheap ones).
+SAMPLE_ROWS_PER_GROUP = 4096
+
+_PIECE_FIELDS = ("product_id", "week", "values")
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive input rows for one split task: a file, or some of its row groups."""
+
+    path: Path
+    row_groups: tuple[int, ...] | None  #: None: the whole file
+    rows: int
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """Where each product goes: ``splitters`` are the sorted least ids of partitions 1..P-1."""
+
+    splitters: tuple[bytes, ...]
+
+    @property
+    def n_parts(self) -> int:
+        return len(self.splitters) + 1
+
+
+@dataclass
+class SplitResult:
+    """What a split task returns to the caller: small, whatever the block's size."""
+
+    rows_read: int
+    rejects: Rejects
+    part_rows: list[int]  #: kept rows per partition
+    pieces: list[str | None]  #: piece file per partition (None: no rows)
+
+
+@dataclass
+class PartitionResult:
+    """What a panel task returns: counts, the week range and the part file it wrote."""
+
+    stats: PanelStats = field(default_factory=PanelStats)
+    week_min: dt.date | None = None
+    week_max: dt.date | None = None
+    part: str | None = None
+
+
+def plan_blocks(paths: list[Path], max_rows: int) -> list[Block]:
+    """Blocks of at most ``max_rows`` rows (whole row groups; a row group larger than that is
+    a block of its own), in input order."""
+    blocks: list[Block] = []
+    for path in paths:
+        md = open_parquet(path).metadata
+        if md.num_rows <= max_rows or md.num_row_groups < 2:
+            blocks.append(Block(path, None, md.num_rows))
+            continue
+        group: list[int] = []
+        rows = 0
+        for rg in range(md.num_row_groups):
+            n = md.row_group(rg).num_rows
+            if group and rows + n > max_rows:
+                blocks.append(Block(path, tuple(group), rows))
+                group, rows = [], 0
+            group.append(rg)
+            rows += n
+        if group:
+            blocks.append(Block(path, tuple(group), rows))
+    return blocks
+
+
+def sample_product_ids(paths: list[Path], ropts: ReadOptions, n_samples: int,
+                       seed: int = 0) -> list[bytes]:
+    """About ``n_samples`` product ids of the input, drawn in proportion to the rows of each
+    row group.
+
+    When there are many row groups only the first rows of each are decoded: whatever the
+    input's order, each group then contributes ids from its own place in it (a file sorted by
+    product gives one id per stretch of rows). When there are few, whole groups are read.
+    """
+    groups = []
+    for path in paths:
+        pf = open_parquet(path)
+        col = map_columns(path, pf.schema_arrow.names, ropts)["product_id"]
+        for rg in range(pf.metadata.num_row_groups):
+            n = pf.metadata.row_group(rg).num_rows
+            if n:
+                groups.append((path, col, rg, n))
+    total = sum(g[3] for g in groups)
+    if total == 0:
+        return []
+    rng = random.Random(seed)
+    few_groups = len(groups) * SAMPLE_ROWS_PER_GROUP < 4 * n_samples
+    sample: list[bytes] = []
+    for path, col, rg, n in groups:
+        want = max(1, math.ceil(n_samples * n / total))
+        pf = pq.ParquetFile(path)
+        if few_groups:
+            ids = pf.read_row_group(rg, columns=[col]).column(0)
+        else:
+            batch = next(pf.iter_batches(batch_size=min(n, SAMPLE_ROWS_PER_GROUP),
+                                         row_groups=[rg], columns=[col]))
+            ids = batch.column(0)
+        ids = pa.chunked_array([ids]) if isinstance(ids, pa.Array) else ids
+        ids = ids.cast(pa.string()) if not pa.types.is_dictionary(ids.type) else ids
+        picks = sorted(rng.sample(range(len(ids)), min(want, len(ids))))
+        for v in ids.take(pa.array(picks, type=pa.int64())).to_pylist():
+            if v is not None:
+                sample.append(v.encode() if isinstance(v, str) else bytes(v))
+    return sample
+
+
+def plan_partitions(sample: list[bytes], n_parts: int) -> PartitionPlan:
+    """Splitters at the ``n_parts``-quantiles of ``sample`` (duplicates dropped: a product that
+    fills several quantiles is one partition, whole)."""
+    if n_parts <= 1 or not sample:
+        return PartitionPlan(())
+    ordered = sorted(sample)
+    cuts = {ordered[min(len(ordered) - 1, (len(ordered) * k) // n_parts)]
+            for k in range(1, n_parts)}
+    cuts.discard(ordered[0])  # nothing would fall below the first sample's partition
+    return PartitionPlan(tuple(sorted(cuts)))
+
+
+def _product_bounds(products: pa.Array, splitters: tuple[bytes, ...]) -> np.ndarray:
+    """``bounds[p]``: the first product code of partition ``p`` (products in byte order)."""
+    values = products.cast(pa.binary()) if pa.types.is_string(products.type) else \
+        products.cast(pa.large_binary())
+
+    def first_at_least(key: bytes) -> int:
+        lo, hi = 0, len(values)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if values[mid].as_py() < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    return np.array([0] + [first_at_least(s) for s in splitters] + [len(values)],
+                    dtype=np.int64)
+
+
+def _write_piece(path: Path, products: pa.Array, code: np.ndarray, week: np.ndarray,
+                 values: np.ndarray) -> None:
+    """One partition's rows of one block as an Arrow IPC file, written under a temporary name
+    and renamed: a task rerun after a lost worker replaces it whole."""
+    ids = pa.DictionaryArray.from_arrays(pa.array(code, type=pa.int32()), products)
+    width = aggregate.ROW_WIDTH * 8
+    packed = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(code), [None, pa.py_buffer(np.ascontiguousarray(values))])
+    table = pa.table([ids, pa.array(week, type=pa.int32()), packed], names=_PIECE_FIELDS)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    os.replace(tmp, path)
+
+
+def split_block(block: Block, ropts: ReadOptions, until_week: int | None, strict: bool,
+                plan: PartitionPlan, scratch: Path, name: str) -> SplitResult:
+    """Stage 1: read and check one block, write its kept rows as one piece per partition
+    (``scratch/pPPPPP/NAME.arrow``)."""
+    columns, rej, rows_read = load_batches(read_batches(block.path, ropts, block.row_groups),
+                                           block.rows, ropts, until_week, strict)
+    code = columns.product_code
+    bounds = _product_bounds(columns.products, plan.splitters)
+    part = np.searchsorted(bounds[1:-1], code, side="right").astype(np.int32)
+    part[code < 0] = -1
+    order = np.argsort(part, kind="stable")  # the rows of a partition keep their input order
+    edges = np.searchsorted(part[order], np.arange(plan.n_parts + 1, dtype=np.int32))
+    part_rows, pieces = [], []
+    for p in range(plan.n_parts):
+        idx = order[edges[p]:edges[p + 1]]
+        part_rows.append(int(idx.shape[0]))
+        if idx.shape[0] == 0:
+            pieces.append(None)
+            continue
+        lo, hi = int(bounds[p]), int(bounds[p + 1])
+        where = scratch / f"p{p:05d}"
+        where.mkdir(parents=True, exist_ok=True)
+        path = where / f"{name}.arrow"
+        _write_piece(path, columns.products.slice(lo, hi - lo), code[idx] - np.int32(lo),
+                     columns.week[idx], columns.rows[idx])
+        pieces.append(str(path))
+    return SplitResult(rows_read, rej, part_rows, pieces)
+
+
+def load_partition(pieces: list[str]) -> Columns:
+    """The rows of one partition's pieces (in the given order) as :class:`Columns`."""
+    from rcfast.arrow_io import ProductEncoder
+    from rcfast.kernels import strings
+
+    sources = [pa.ipc.open_file(pa.memory_map(p)) for p in pieces]
+    n = sum(_rows(s) for s in sources)
+    code = np.empty(n, dtype=np.int32)
+    week = np.empty(n, dtype=np.int32)
+    rows = np.empty((n, aggregate.ROW_WIDTH), dtype=np.int64)
+    enc = ProductEncoder()
+    pos = 0
+    for src in sources:
+        for i in range(src.num_record_batches):
+            batch = src.get_batch(i)
+            m = batch.num_rows
+            code[pos:pos + m] = enc.add([batch.column(0)])
+            week[pos:pos + m] = batch.column(1).to_numpy()
+            buf = batch.column(2).buffers()[1]
+            off = batch.column(2).offset
+            rows[pos:pos + m] = np.frombuffer(buf, dtype=np.int64).reshape(
+                -1, aggregate.ROW_WIDTH)[off:off + m]
+            pos += m
+    del sources
+    mapping, products = enc.finish()
+    strings.remap(code, mapping)
+    return Columns(products, code, week, rows)
+
+
+def _rows(source) -> int:
+    return sum(source.get_batch(i).num_rows for i in range(source.num_record_batches))
+
+
+def partition_batches(pieces: list[str], popts: PanelOptions, stats: PanelStats,
+                      slice_rows: int | None = None) -> Iterator[pa.Table]:
+    """Stage 2: the panel of one partition, in slices of whole products."""
+    if not pieces:
+        return
+    columns = load_partition(pieces)
+    yield from panel_batches(columns, popts, stats, slice_rows=slice_rows, consume=True)

@@ -38,7 +38,7 @@ from rcfast._cli import (
     without_pandas,
 )
 from rcfast.errors import InputError, StrictFailure
-from rcfast.ingest.sources import FORMATS, Detected, detect_compression, expand_inputs
+from rcfast.ingest.sources import FORMATS, Detected, expand_inputs
 from rcfast.resources import available_cpus
 from rcfast.schema import (
     PARTITIONING_KEY,
@@ -47,9 +47,8 @@ from rcfast.schema import (
     SECONDS_AS_MS_BELOW_MS,
 )
 
-# pyarrow, Numba and the pipeline are imported inside combine(), after the decompression helpers
-# have been started: they then inflate the first blocks while this process imports (~0.7 s), and
-# ``--help`` or a usage error answers at once.
+# pyarrow, Numba and the pipeline are imported inside combine(): ``--help`` or a usage error
+# answers at once.
 
 __all__ = ["combine", "main", "InputError", "StrictFailure", "PARTITIONING_KEY"]
 
@@ -267,18 +266,10 @@ def combine(
     if not paths:
         raise InputError("no input files")
 
-    helpers = _start_helpers(paths, fmt, workers, block_bytes)
-    try:
-        return _combine(paths, out, helpers, fmt=fmt, mapping=mapping, strict=strict,
-                        keep_text=keep_text, keep_duplicates=keep_duplicates,
-                        partitions=partitions, workers=workers, category=category,
-                        timestamp_unit=timestamp_unit, block_bytes=block_bytes,
-                        progress=progress, t0=t0)
-    finally:
-        from rcfast.ingest._inflate import stop_helper
-
-        for proc in list(helpers.values()):
-            stop_helper(proc)
+    return _combine(paths, out, fmt=fmt, mapping=mapping, strict=strict, keep_text=keep_text,
+                    keep_duplicates=keep_duplicates, partitions=partitions, workers=workers,
+                    category=category, timestamp_unit=timestamp_unit, block_bytes=block_bytes,
+                    progress=progress, t0=t0)
 
 
 def _inflight(workers: int) -> int:
@@ -286,39 +277,7 @@ def _inflight(workers: int) -> int:
     return workers + 2
 
 
-def _slot_share(workers: int, n_files: int) -> int:
-    """Shared-memory slots for the parent's blocks of one file (beyond the helper's prefetch):
-    all blocks in flight when one file is read, a fair share of them when several are read at
-    once (then helpers x slots, not helpers x blocks in flight, bounds the shared memory; a
-    file that has more blocks in flight gets them through its helper's pipe)."""
-    readers = max(1, min(n_files, workers))
-    return -(-_inflight(workers) // readers) + 1
-
-
-def _start_helpers(paths: list[str], fmt: str | None, workers: int, block_bytes: int
-                   ) -> dict[int, Any]:
-    """Start the decompression helpers of the files read first (one reader per worker), before
-    this process imports pyarrow and Numba, so that decompression overlaps the start-up. A
-    helper whose file turns out not to be line-based JSON is stopped unused."""
-    from rcfast.ingest import sources
-
-    helpers: dict[int, Any] = {}
-    if not sources.INFLATE_IN_PROCESS or fmt in ("csv", "tsv", "amazon2014-csv", "parquet"):
-        return helpers
-    from rcfast.ingest._inflate import start_helper
-
-    for i, p in enumerate(paths[:workers]):
-        try:
-            comp = detect_compression(p)
-        except OSError:
-            continue  # reported by the format detection below
-        if comp is not None:
-            helpers[i] = start_helper(p, comp, block_bytes,
-                                      parent_blocks=_slot_share(workers, len(paths)))
-    return helpers
-
-
-def _combine(paths, out, helpers, *, fmt, mapping, strict, keep_text, keep_duplicates,
+def _combine(paths, out, *, fmt, mapping, strict, keep_text, keep_duplicates,
              partitions, workers, category, timestamp_unit, block_bytes, progress, t0):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -361,8 +320,7 @@ def _combine(paths, out, helpers, *, fmt, mapping, strict, keep_text, keep_dupli
                        {"format": fmt, "map": fmap, "strict": strict, "keep_text": keep_text,
                         "keep_duplicates": keep_duplicates, "partitions": n_parts,
                         "workers": workers, "category": category,
-                        "timestamp_unit": timestamp_unit, "block_bytes": block_bytes},
-                       helpers)
+                        "timestamp_unit": timestamp_unit, "block_bytes": block_bytes})
         _publish(tmp, out_abs)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -371,7 +329,7 @@ def _combine(paths, out, helpers, *, fmt, mapping, strict, keep_text, keep_dupli
 
 
 def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_text,
-         keep_duplicates, block_bytes, progress, t0, options, helpers) -> dict[str, Any]:
+         keep_duplicates, block_bytes, progress, t0, options) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -409,10 +367,6 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
 
         def read(submit) -> None:
             if plan.kind == "parquet":
-                if i in helpers:
-                    from rcfast.ingest._inflate import stop_helper
-
-                    stop_helper(helpers.pop(i))
                 pf = pq.ParquetFile(det.path)
                 row = 0
                 batch_rows = max(65536, block_bytes // 64)
@@ -427,8 +381,7 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
                 return
             state = StreamState()
             for blk in iter_blocks(det.path, i, det.compression, block_bytes, state, on_bytes,
-                                   quoted=plan.kind == "csv", helper=helpers.pop(i, None),
-                                   parent_blocks=_slot_share(workers, len(paths))):
+                                   quoted=plan.kind == "csv"):
                 if stop.is_set():
                     return
                 submit(lambda b=blk: proc.process_block(b))

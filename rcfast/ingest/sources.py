@@ -14,17 +14,7 @@ import orjson
 
 from rcfast.errors import InputError, StrictFailure  # noqa: F401 (re-exported)
 
-from ._inflate import (
-    K_BLOCK,
-    SLOTS_IN_PARENT,
-    StreamState,
-    iter_decompressed,
-    iter_line_blocks,
-    iter_line_blocks_process,
-)
-
-#: decompress .gz/.zst/.bz2 inputs in a helper process (see ``_inflate``); tests switch it off
-INFLATE_IN_PROCESS = os.environ.get("RCFAST_INFLATE_PROCESS", "1") != "0"
+from .decompress import K_BLOCK, StreamState, iter_decompressed, iter_line_blocks
 
 COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2"}
 DATA_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".txt", ".parquet", ".pq")
@@ -276,20 +266,15 @@ class RawBlock:
     """A run of whole records of one file, cut from its decompressed stream."""
 
     file_idx: int
-    data: bytes  #: or a read-only memoryview of a shared-memory slot (see ``release``)
+    data: bytes
     first_line: int  #: 1-based line number of the block's first byte
     seq: int  #: block number within the file
-    #: when ``data`` lives in a helper's shared memory: call once done with it, after
-    #: dropping every reference (:meth:`done` does both)
-    release: Callable[[], None] | None = None
     #: the number of ``\n`` bytes in ``data`` when the reader counted them (-1: not counted)
     newlines: int = -1
 
     def done(self) -> None:
-        """Give the block's memory back (a no-op for ``bytes`` blocks)."""
-        release, self.release, self.data = self.release, None, b""
-        if release is not None:
-            release()
+        """Drop the block's bytes as soon as nothing made from them needs them."""
+        self.data = b""
 
 
 def _last_boundary(buf: bytearray, quoted: bool) -> int:
@@ -322,57 +307,32 @@ def iter_blocks(
     state: StreamState,
     on_bytes: Callable[[int], None] | None = None,
     quoted: bool = False,
-    helper=None,
-    parent_blocks: int = SLOTS_IN_PARENT,
 ) -> Iterator[RawBlock]:
     """Cut the decompressed stream into blocks of whole records of about ``block_size`` bytes.
 
     When the stream is truncated, the unterminated tail is yielded as a last block with
-    ``seq = -1`` so that the caller can quarantine it as a partial line. Compressed line-based
-    input is decompressed and cut in a helper process (``INFLATE_IN_PROCESS``), whose blocks
-    may live in shared memory: call each block's :meth:`RawBlock.done` when finished with it
-    (a block kept without it keeps its slot; the helper then sends through its pipe). About
-    ``parent_blocks`` blocks held at a time are served from shared memory.
+    ``seq = -1`` so that the caller can quarantine it as a partial line.
     """
-    if helper is not None and (quoted or comp is None):
-        from ._inflate import stop_helper
-
-        stop_helper(helper)  # started for a file that turned out not to be line-based JSON
-        helper = None
     if quoted:
         yield from _iter_blocks_quoted(path, file_idx, comp, block_size, state, on_bytes)
         return
-    if comp is not None and (INFLATE_IN_PROCESS or helper is not None):
-        src = iter_line_blocks_process(path, comp, block_size, state, on_bytes, proc=helper,
-                                       zero_copy=True, parent_blocks=parent_blocks)
-    else:
-        src = ((k, d, -1, None)
-               for k, d in iter_line_blocks(path, comp, block_size, state, on_bytes))
     line = 1
     seq = 0
     first = True
     rest = b""
-    try:
-        for kind, data, newlines, release in src:
-            if first:
-                first = False
-                # a UTF-8 byte-order mark (Windows exports) is not part of the first record
-                if bytes(data[:3]) == b"\xef\xbb\xbf":
-                    data = data[3:]
-            if kind != K_BLOCK:
-                rest = bytes(data)
-                if release is not None:
-                    data = None
-                    release()
-                continue
-            if newlines < 0:  # counted before the block is handed over (and maybe released)
-                newlines = count_newlines(data)
-            yield RawBlock(file_idx, data, line, seq, release, newlines)
-            data = release = None  # the consumer owns the block: no reference may stay here
-            line += newlines
-            seq += 1
-    finally:
-        src.close()
+    for kind, data in iter_line_blocks(path, comp, block_size, state, on_bytes):
+        if first:
+            first = False
+            # a UTF-8 byte-order mark (Windows exports) is not part of the first record
+            if data[:3] == b"\xef\xbb\xbf":
+                data = data[3:]
+        if kind != K_BLOCK:
+            rest = data
+            continue
+        newlines = count_newlines(data)
+        yield RawBlock(file_idx, data, line, seq, newlines)
+        line += newlines
+        seq += 1
     yield from _tail_blocks(bytearray(rest), file_idx, line, seq, state, False)
 
 

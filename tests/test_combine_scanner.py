@@ -1,12 +1,8 @@
-"""The Numba JSON-lines scanner and the text hash against plain-Python references; the
-ahead-of-time compiled module (rcfast.kernels.aot) against the JIT kernels on the same inputs."""
+"""The Numba JSON-lines scanner and the text hash against plain-Python references."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rcfast.ingest.formats import text_hashes
-from rcfast.kernels import aot
-from rcfast.kernels.ingest_hash import fnv_hash_strings, text_hash_py, text_hash_strings
+from rcfast.kernels.ingest_hash import text_hash_py, text_hash_strings
 from rcfast.kernels.ingest_json import (
     KIND_BOOL,
     KIND_FLOAT,
@@ -59,33 +54,17 @@ def test_count_newlines_equals_bytes_count(size):
     for blob in blobs:
         arr = np.frombuffer(blob, dtype=np.uint8)
         assert count_newlines(arr) == blob.count(b"\n")
-        if AOT is not None:
-            assert AOT.count_newlines(arr) == blob.count(b"\n")
-
-
-def _aot_module():
-    if not aot.enabled():
-        return None
-    mod = aot.load()
-    if mod is None and (shutil.which("cc") or shutil.which("gcc")):
-        raise AssertionError("a C compiler is here but the ahead-of-time module did not build")
-    return mod
-
-
-AOT = _aot_module()
 
 
 def scan(data: bytes):
-    """The JIT scanner's result, checked equal, array for array, to the compiled module's."""
+    """The scanner's result, checked equal, array for array, to a call given the newline count
+    in advance."""
     arr = np.frombuffer(data, dtype=np.uint8)
     newlines = data.count(b"\n")
     res = scan_jsonl(arr, *SPEC, -1)
     # the reader's newline count given in advance changes nothing; a count too low is
     # caught before any write out of bounds (n_ok = -1)
-    others = [scan_jsonl(arr, *SPEC, newlines)]
-    if AOT is not None:
-        others += [AOT.scan_jsonl(arr, *SPEC, -1), AOT.scan_jsonl(arr, *SPEC, newlines)]
-    for other in others:
+    for other in [scan_jsonl(arr, *SPEC, newlines)]:
         assert len(other) == len(res)
         for i, (a, b) in enumerate(zip(res, other)):
             if i == 12:  # str_bytes: allocated uninitialized, compare the written bytes
@@ -94,33 +73,8 @@ def scan(data: bytes):
                 b = np.concatenate([b[s, :e] for s, e in enumerate(ends)])
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     if newlines and len(res[2]) > newlines:  # more records than newlines: a short count
-        for f in [scan_jsonl] + ([AOT.scan_jsonl] if AOT is not None else []):
-            assert f(arr, *SPEC, newlines - 1)[0] == -1
+        assert scan_jsonl(arr, *SPEC, newlines - 1)[0] == -1
     return res
-
-
-@pytest.mark.skipif(AOT is None, reason="no C compiler here (or RCFAST_AOT=0)")
-def test_aot_module_hashes_equal_jit_and_combine_never_imports_numba(tmp_path):
-    vals = [b"", b"a", b"abcdefgh", "caf\u00e9 \U0001F600".encode(), b"x" * 100, b"B0012345"]
-    offsets = np.cumsum([0] + [len(v) for v in vals]).astype(np.int64)
-    data = np.frombuffer(b"".join(vals), dtype=np.uint8)
-    valid = np.array([True, True, False, True, True, True])
-    for name, jit in (("fnv_hash_strings", fnv_hash_strings),
-                      ("text_hash_strings", text_hash_strings)):
-        np.testing.assert_array_equal(getattr(AOT, name)(offsets, data, valid),
-                                      jit(offsets, data, valid))
-    for blob in (b"", b"\n", b"a\nb\n\nc", bytes(range(256)) * 300):
-        assert AOT.count_newlines(np.frombuffer(blob, dtype=np.uint8)) == blob.count(b"\n")
-    src = tmp_path / "a.jsonl"
-    src.write_text("".join(json.dumps({"parent_asin": f"P{i}", "user_id": "u", "rating": 4,
-                                       "timestamp": 1_500_000_000_000 + i, "text": "t \u00e9"})
-                           + "\n" for i in range(100)) + "{bad\n")
-    code = ("import sys; from rcfast.combine import main; "
-            f"rc = main([{str(src)!r}, '-o', {str(tmp_path / 'out')!r}, '-q', '--no-progress']); "
-            "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "RCFAST_AOT": "1"}, check=True).stdout.split()
-    assert out == ["0", "[]"], out
 
 
 def test_text_hash_kernel_matches_reference():
@@ -226,8 +180,6 @@ def test_scanner_keys_in_any_order_with_decoys(rows):
     data = b"\n".join(lines) + b"\n"
     arr = np.frombuffer(data, dtype=np.uint8)
     results = [scan_jsonl(arr, *spec, -1)]
-    if AOT is not None:
-        results.append(AOT.scan_jsonl(arr, *spec, -1))
     for res in results:
         (n_ok, _blank, _rs, _re, _li, _status, _ok_idx, present, iv, fv, th, soffs, sbytes,
          slot) = res
@@ -271,29 +223,6 @@ def test_scanner_edge_cases():
     for tail in (b'{"text": "ab"}', b'{"text": "abcdefghijklmnop"}', b"{}"):
         res = scan(tail)
         assert res[0] == 1
-
-
-def test_jit_fallback_writes_the_same_dataset(tmp_path):
-    """RCFAST_AOT=0 (or no C compiler): the JIT kernels, same output, same quarantine."""
-    import pyarrow.dataset as ds
-
-    lines = [json.dumps({"parent_asin": f"P{i % 7}", "user_id": f"u{i}", "rating": 1 + i % 5,
-                         "timestamp": 1_500_000_000_000 + i, "helpful_vote": i % 3,
-                         "verified_purchase": i % 2 == 0, "text": 'é \\" x' * (i % 4)})
-             for i in range(300)]
-    lines[17] = lines[17][:25]
-    src = tmp_path / "Cat.jsonl"
-    src.write_text("\n".join(lines) + "\n")
-    outs = {}
-    for flag in ("0", "1"):
-        out = tmp_path / f"out{flag}"
-        subprocess.run([sys.executable, "-m", "rcfast.combine", str(src), "-o", str(out), "-q",
-                        "--no-progress"], env={**os.environ, "RCFAST_AOT": flag}, check=True)
-        outs[flag] = out
-    a, b = (ds.dataset(outs[f], format="parquet").to_table() for f in ("0", "1"))
-    assert a.num_rows == 299 and a.equals(b)
-    qa, qb = ((o / "_quarantine" / "quarantine.jsonl").read_text() for o in outs.values())
-    assert qa == qb and '"line":18' in qa
 
 
 def test_package_bytecode_compiled_once(tmp_path, monkeypatch):

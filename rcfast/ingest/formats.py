@@ -372,7 +372,7 @@ def hash_strings(arr: pa.Array, *, short: bool = False) -> np.ndarray:
     offsets, data, valid = _string_buffers(arr)
     if short:
         return fnv_hash_numpy(offsets, data, valid)
-    from rcfast.kernels.aot import fnv_hash_strings
+    from rcfast.kernels.ingest_hash import fnv_hash_strings
 
     return fnv_hash_strings(offsets, data, valid)
 
@@ -382,7 +382,7 @@ def text_hashes(arr: pa.Array) -> np.ndarray:
     if len(arr) == 0:
         return np.zeros(0, dtype=np.uint64)
     offsets, data, valid = _string_buffers(arr)
-    from rcfast.kernels.aot import text_hash_strings
+    from rcfast.kernels.ingest_hash import text_hash_strings
 
     return text_hash_strings(offsets, data, valid)
 

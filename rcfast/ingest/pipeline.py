@@ -249,19 +249,11 @@ _scanner = None
 
 
 def get_scanner():
-    """The JSON-lines scanner, once per process: the ahead-of-time compiled one
-    (:mod:`rcfast.kernels.aot`) when it can be had, else the JIT kernel from Numba's on-disk
-    cache.
-    """
+    """The JSON-lines scanner, once per process, loaded from Numba's on-disk cache (compiled on
+    a machine's first run) and called once so that later threads find it ready."""
     global _scanner
     with _scanner_lock:
         if _scanner is None:
-            from rcfast.kernels import aot
-
-            mod = aot.load()  # compiled ahead of time: no Numba import, no JIT set-up
-            if mod is not None:
-                _scanner = mod.scan_jsonl
-                return _scanner
             from rcfast.kernels import init_numba
             from rcfast.kernels.ingest_json import key_words, scan_jsonl
 
@@ -272,7 +264,6 @@ def get_scanner():
                        np.zeros(1, dtype=np.uint8), *key_words(keys, offs), -1)
             _scanner = scan_jsonl
     return _scanner
-
 
 
 class _Invalid(Exception):

@@ -338,19 +338,14 @@ def iter_blocks(
 
 def count_newlines(data: bytes) -> int:
     """``data.count(b"\\n")``, vectorized: CPython's count goes byte by byte (~0.7 s per GB
-    here). The compiled kernel (rcfast.kernels.aot) counts in one pass without the GIL; numpy's
-    compare-and-count (a temporary bool array, two passes) where it is not available."""
+    here); the compiled kernel counts in one pass without the GIL."""
     if len(data) < 1 << 16:
         return bytes(data).count(b"\n")
     import numpy as np
 
-    from rcfast.kernels.aot import load
+    from rcfast.kernels.ingest_json import count_newlines as count_kernel
 
-    arr = np.frombuffer(data, dtype=np.uint8)
-    mod = load()
-    if mod is not None:
-        return int(mod.count_newlines(arr))
-    return int(np.count_nonzero(arr == 10))
+    return int(count_kernel(np.frombuffer(data, dtype=np.uint8)))
 
 
 def _tail_blocks(buf: bytearray, file_idx: int, line: int, seq: int, state: StreamState,

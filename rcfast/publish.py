@@ -43,9 +43,9 @@ def _pid_alive(pid: int) -> bool:
 
 def _dead_owner(name: str, prefix: str) -> bool:
     """Whether ``name`` is ``PREFIX-HOST-PID`` of a dead process on this host."""
-    if not name.startswith(prefix):
+    if not name.startswith(prefix + "-"):
         return False
-    host, _, pid = name[len(prefix):].rpartition("-")
+    host, _, pid = name[len(prefix) + 1:].rpartition("-")
     return (host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid()
             and not _pid_alive(int(pid)))
 

@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> dict:
     if not args.inputs:
         raise InputError("no INPUT given (or use --demo)")
     paths = resolve_inputs(args.inputs)
+    check_output_path(args.output)
     remove_stale(output_paths(args.output)[0])  # what killed runs on this host left
     cpus = available_cpus()
     for name in ("workers", "threads", "partitions"):
@@ -160,9 +161,10 @@ def run(args: argparse.Namespace) -> dict:
         return report(args, summary, written, timings, t0, progress)
     if scratch is not None:
         if args.partitions:
-            memory = dataclasses.replace(
-                memory, n_parts=args.partitions,
-                partition_rows=max(1, -(-parquet_rows(paths) // args.partitions)))
+            part_rows = max(1, -(-parquet_rows(paths) // args.partitions))
+            memory = dataclasses.replace(memory, n_parts=args.partitions,
+                                         partition_rows=part_rows,
+                                         block_rows=min(memory.block_rows, part_rows))
         log.info("%s", memory.describe())
         if progress:
             print(f"rcfast.weekly: {memory.describe()}", file=sys.stderr)
@@ -274,6 +276,32 @@ def run_distributed(args: argparse.Namespace, paths: list[Path], ropts: ReadOpti
             cluster.close()
 
 
+def os_error_line(exc: OSError) -> str:
+    """One line for a failed write: the path, the system's reason and the fix."""
+    where = exc.filename or "the output or scratch"
+    return (f"cannot write {where}: {exc.strerror or exc}; choose an output (-o) and scratch "
+            "(--tmp-dir) on a writable file system with free space")
+
+
+def check_output_path(output: str) -> None:
+    """Fail before any work when the output cannot be created: a parent that is a file, or a
+    directory this user may not write."""
+    data_path = output_paths(output)[0]
+    parent = data_path.parent.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {data_path}: {parent} is a file, not a directory; "
+                         "choose another -o")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {data_path}: {parent} is not writable; choose another "
+                         "-o")
+    if data_path.exists() and data_path.is_dir() != output_paths(output)[2]:
+        kind = "a directory" if data_path.is_dir() else "a file"
+        raise InputError(f"cannot write {data_path}: it exists as {kind}; remove it or choose "
+                         "another -o")
+
+
 def memory_limit(args: argparse.Namespace) -> tuple[int, str]:
     """``(bytes, where the figure comes from)`` of the run's memory limit."""
     if args.memory_limit:
@@ -348,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
             run(args)
     except InputError as exc:
         print(f"rcfast.weekly: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the output or scratch cannot be written (input errors are named)
+        print(f"rcfast.weekly: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rcfast.weekly: interrupted; no output was written", file=sys.stderr)

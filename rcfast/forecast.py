@@ -94,19 +94,17 @@ def forecast_table(panel: Panel, prods: np.ndarray, origin: int, mu: np.ndarray,
     import pyarrow as pa
     import torch
 
+    from rcfast.kernels.time import week_to_days
     from rcfast.nn.model import nb_quantiles
 
     P, H = mu.shape
     q = nb_quantiles(torch.from_numpy(mu), torch.from_numpy(alpha), quantiles).numpy()
-    epoch = np.datetime64("1970-01-01", "D")
-    weeks = origin + np.arange(H)
-    days = (weeks * 7 - 3).astype("int64")
+    days = week_to_days(origin + np.arange(H))
     cols = {
         "product_id": pa.array(np.repeat(panel.product_ids[prods], H).tolist(), pa.string()),
-        "week_start": pa.array((epoch + np.tile(days, P)).astype("datetime64[D]"), pa.date32()),
+        "week_start": pa.array(np.tile(days, P), pa.int32()).cast(pa.date32()),
         "horizon": pa.array(np.tile(np.arange(1, H + 1), P).astype(np.int32)),
-        "origin": pa.array(np.full(P * H, epoch + (origin * 7 - 3)).astype("datetime64[D]"),
-                           pa.date32()),
+        "origin": pa.array(np.full(P * H, days[0], np.int32), pa.int32()).cast(pa.date32()),
         "mean": pa.array(mu.reshape(-1)),
     }
     for i, qq in enumerate(quantiles):

@@ -16,10 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from hash_reference import fnv_hash_py
+
 from rcfast.combine import PARTITIONING_KEY, combine, main
 from rcfast.ingest.formats import hash_strings
 from rcfast.ingest.sources import InputError
-from rcfast.kernels.ingest_hash import fnv_hash_py
 
 REAL = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 REAL_CSV = REAL / "musical_instruments_2014_5core_part.csv"

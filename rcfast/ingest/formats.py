@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rcfast.kernels import nojit
-from rcfast.kernels.nojit import fnv_hash_numpy
+from rcfast.kernels import json_fields as kj
+from rcfast.kernels.hashing import fnv_hash_numpy
 from rcfast.schema import (
     ALIASES,
     FIELDS,
@@ -309,7 +309,6 @@ class ScanSpec:
 
 
 def _scan_spec(plan: Plan) -> ScanSpec | None:
-    kj = nojit  # the scanner's kinds; importing them must not import Numba
 
     if plan.keep_text:
         return None  # the text itself is wanted: pyarrow builds it

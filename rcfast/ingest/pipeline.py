@@ -35,9 +35,6 @@ from .formats import REJECTS, Plan, _string_buffers, hash_strings, normalize, ou
 from rcfast.errors import StrictFailure
 
 from .sources import RawBlock
-from rcfast.kernels.nojit import FNV_OFFSET as _FNV_OFFSET
-from rcfast.kernels.nojit import FNV_PRIME as _FNV_PRIME
-from rcfast.kernels.nojit import mix64_array
 
 PARTITION_HASH = "fnv1a64-murmur3fmix-xorlen"
 ROW_GROUP_ROWS = 1 << 20
@@ -214,32 +211,8 @@ def partition_ids(product_id: pa.Array, n: int) -> np.ndarray:
     """Output partition of each product: stable hash of its UTF-8 bytes modulo ``n``."""
     if n == 1:
         return np.zeros(len(product_id), dtype=np.int64)
-    h = _fixed_width_hash(product_id)
-    if h is None:
-        h = hash_strings(product_id, short=True)
+    h = hash_strings(product_id, short=True)
     return (h % np.uint64(n)).astype(np.int64)
-
-
-def _fixed_width_hash(arr: pa.Array) -> np.ndarray | None:
-    """``fnv_hash_numpy`` when every string has the same length L (ASINs: 10 bytes): the bytes
-    are an (n, L) matrix, hashed a column at a time without gathers. None otherwise."""
-    if len(arr) == 0 or arr.null_count:
-        return None
-    offsets, data, _ = _string_buffers(arr)
-    width = int(offsets[1] - offsets[0])
-    n = len(arr)
-    if width == 0 or width > 64 or int(offsets[-1] - offsets[0]) != width * n:
-        return None
-    if not np.all(np.diff(offsets) == width):
-        return None
-    mat = data[int(offsets[0]) : int(offsets[0]) + width * n].reshape(n, width)
-    h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
-    for j in range(width):
-        h ^= mat[:, j]
-        h *= _FNV_PRIME
-    h ^= np.uint64(width)
-    mix64_array(h)
-    return h
 
 
 # --------------------------------------------------------------------------- block parsing
@@ -464,23 +437,23 @@ class BlockProcessor:
                     newlines: int = -1):
         """The Numba scanner reads the lines it fully understands; pyarrow takes the rest.
         ``newlines``: the reader's count of ``\n`` in ``data`` (-1: not known)."""
-        from rcfast.kernels.nojit import KIND_TEXT
+        from rcfast.kernels.json_fields import KIND_TEXT, ScanResult
 
         scan_jsonl = get_scanner()
         spec = plan.scan
-        # always a read-only array (of bytes or of a read-only shared-memory view): one Numba
-        # signature, loaded from the cache (a writable array would be a new signature and a
-        # 20 s compile in the middle of a run)
+        # always a read-only array: one Numba signature, loaded from the cache (a writable
+        # array would be a new signature and a 20 s compile in the middle of a run)
         arr = np.frombuffer(data, dtype=np.uint8)
         if arr.flags.writeable:
             arr = np.frombuffer(bytes(data), dtype=np.uint8)
-        out = scan_jsonl(arr, *spec.args, newlines)
-        if out[0] < 0:  # the count was wrong (it never should be): the scanner counts itself
-            out = scan_jsonl(arr, *spec.args, -1)
-        (n_ok, blank, rs, re_, li, status, ok_idx, present, iv, fv, th, soffs, sbytes,
-         slot) = out
-        res.blank += int(blank)
-        recs = Records(data, rs, re_, li)
+        out = ScanResult(*scan_jsonl(arr, *spec.args, newlines))
+        if out.n_ok < 0:  # the count was wrong (it never should be): the scanner counts itself
+            out = ScanResult(*scan_jsonl(arr, *spec.args, -1))
+        n_ok, rs, status, present = out.n_ok, out.rec_start, out.status, out.present
+        iv, fv, th = out.ival, out.fval, out.text_hash
+        soffs, sbytes, slot = out.str_offsets, out.str_bytes, out.str_slot
+        res.blank += int(out.n_blank)
+        recs = Records(data, out.rec_start, out.rec_end, out.line_idx)
         parts: list = []
         if n_ok:
             cols, names = [], []
@@ -510,7 +483,7 @@ class BlockProcessor:
                     col = pa.array(iv[k], pa.int64(), mask=mask)
                 cols.append(col)
                 names.append(name)
-            parts.append((pa.Table.from_arrays(cols, names=names), ok_idx))
+            parts.append((pa.Table.from_arrays(cols, names=names), out.ok_idx))
             res.lines += int(n_ok)
         if n_ok < rs.size:
             self._parse_range(recs, plan, np.flatnonzero(status), parts, res, first_line)

@@ -39,13 +39,14 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 from rcfast.kernels.ingest_hash import _W_SEED, word_final, word_hash, word_mix
-from rcfast.kernels.nojit import (  # noqa: F401 (re-exported)
+from rcfast.kernels.json_fields import (  # noqa: F401 (re-exported)
     KIND_BOOL,
     KIND_FLOAT,
     KIND_INT,
     KIND_LIST_FIRST,
     KIND_STR,
     KIND_TEXT,
+    ScanResult,
     key_words,
 )
 from rcfast.kernels.strings import load8
@@ -797,8 +798,9 @@ def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km, newlines):
     caller has counted them already (the reader does, for line numbers), else -1. ``km`` (the
     wanted keys' word masks) is no longer read: a key's masks follow from its length.
 
-    Returns ``(n_ok, n_blank, rec_start, rec_end, line_idx, status, ok_idx, present, ival, fval,
-    thash, str_offsets, str_bytes, str_slot)``:
+    Returns the fields of :class:`~rcfast.kernels.json_fields.ScanResult` as a plain tuple
+    (``n_ok, n_blank, rec_start, rec_end, line_idx, status, ok_idx, present, ival, fval, thash,
+    str_offsets, str_bytes, str_slot``):
 
     - per non-blank line (record) ``r``: its byte span (CR excluded), its line index in the
       block, ``status`` 0 = fully read / 1 = needs the slow path;

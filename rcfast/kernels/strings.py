@@ -16,13 +16,13 @@ from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic
 
-from rcfast.kernels.nojit import FNV_OFFSET as _FNV_OFFSET
-from rcfast.kernels.nojit import FNV_PRIME as _FNV_PRIME
-from rcfast.kernels.nojit import mix64_array
+from rcfast.kernels.hashing import FNV_OFFSET as _FNV_OFFSET
+from rcfast.kernels.hashing import FNV_PRIME as _FNV_PRIME
+from rcfast.kernels.hashing import mix64_array
 
 
 # murmur3 finalizer: FNV alone leaves low-entropy high bits, which pick the bucket. One body
-# for both: numpy over arrays (nojit, for the Numba-free ingest path), compiled for scalars here.
+# for both: numpy over arrays (rcfast.kernels.hashing), compiled for scalars here.
 _mix64 = njit(inline="always")(mix64_array)
 
 

@@ -1,6 +1,9 @@
-"""Time kernels: epoch values in any unit to milliseconds, and Monday-based week indices."""
+"""Week and date arithmetic, the one place for it: epoch values in any unit to milliseconds,
+Monday-based week indices (week 0 starts on Monday 1969-12-29), and their calendar dates."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 from numba import njit, prange
@@ -9,6 +12,7 @@ MS_PER_WEEK = 604_800_000
 #: The epoch (1970-01-01) was a Thursday: shifting by 3 days makes weeks start on Monday.
 MONDAY_SHIFT_MS = 259_200_000
 DAYS_EPOCH_TO_FIRST_MONDAY = -3  # 1969-12-29, the Monday of week 0
+_EPOCH = dt.date(1970, 1, 1)
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -51,7 +55,22 @@ def week_index(ms):
 
 def week_to_days(week: np.ndarray) -> np.ndarray:
     """Days since the epoch of each week's Monday (for a date32 column)."""
-    return week.astype(np.int32) * 7 + DAYS_EPOCH_TO_FIRST_MONDAY
+    return np.asarray(week).astype(np.int32) * 7 + DAYS_EPOCH_TO_FIRST_MONDAY
+
+
+def days_to_week(days: np.ndarray) -> np.ndarray:
+    """Week index of each day since the epoch (int64; floor division, also before 1970)."""
+    return (np.asarray(days).astype(np.int64) - DAYS_EPOCH_TO_FIRST_MONDAY) // 7
+
+
+def week_of_date(day: dt.date) -> int:
+    """Week index of a calendar date (the week whose Monday is on or before it)."""
+    return ((day - _EPOCH).days - DAYS_EPOCH_TO_FIRST_MONDAY) // 7
+
+
+def date_of_week(week: int) -> dt.date:
+    """The Monday of week ``week``."""
+    return _EPOCH + dt.timedelta(days=int(week) * 7 + DAYS_EPOCH_TO_FIRST_MONDAY)
 
 
 @njit(parallel=True, nogil=True, cache=True)

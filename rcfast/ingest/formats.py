@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rcfast.kernels import json_fields as kj
+from rcfast.kernels import json_fields
 from rcfast.kernels.hashing import fnv_hash_numpy
 from rcfast.schema import (
     ALIASES,
@@ -317,27 +317,28 @@ def _scan_spec(plan: Plan) -> ScanSpec | None:
     for f in plan.json_schema:
         t = f.type
         if f.name in text_cols and pa.types.is_string(t):
-            kind = kj.KIND_TEXT
+            kind = json_fields.KIND_TEXT
         elif pa.types.is_string(t):
-            kind = kj.KIND_STR
+            kind = json_fields.KIND_STR
         elif t == pa.int64():
-            kind = kj.KIND_INT
+            kind = json_fields.KIND_INT
         elif t == pa.float64():
-            kind = kj.KIND_FLOAT
+            kind = json_fields.KIND_FLOAT
         elif pa.types.is_boolean(t):
-            kind = kj.KIND_BOOL
+            kind = json_fields.KIND_BOOL
         elif pa.types.is_list(t) and t.value_type == pa.int64():
-            kind = kj.KIND_LIST_FIRST
+            kind = json_fields.KIND_LIST_FIRST
         else:
             return None
         names.append(f.name)
         kinds.append(kind)
-    if sum(k == kj.KIND_TEXT for k in kinds) > 1:
+    if sum(k == json_fields.KIND_TEXT for k in kinds) > 1:
         return None
     encoded = [n.encode() for n in names]
     blob = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
     offs = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
-    return ScanSpec(names, np.array(kinds, dtype=np.uint8), blob, offs, *kj.key_words(blob, offs))
+    return ScanSpec(names, np.array(kinds, dtype=np.uint8), blob, offs,
+                    *json_fields.key_words(blob, offs))
 
 
 # ----------------------------------------------------------------------------- converters
@@ -386,12 +387,12 @@ def text_hashes(arr: pa.Array) -> np.ndarray:
     return text_hash_strings(offsets, data, valid)
 
 
-def _col(table: pa.Table, names: list[str]) -> pa.Array | _Multi | None:
+def _col(table: pa.Table, names: list[str]) -> pa.Array | _CoalescedColumns | None:
     """The listed raw columns that are present, as one array.
 
     Several columns of one type are coalesced in order (Amazon 2023: ``parent_asin``, then
     ``asin``); of different types (2018 ``vote`` strings, 2014 ``helpful`` lists) they come back
-    as a :class:`_Multi` for the converter to coalesce after converting each.
+    as a :class:`_CoalescedColumns` for the converter to coalesce after converting each.
     """
     arrs = []
     for n in names:
@@ -404,10 +405,10 @@ def _col(table: pa.Table, names: list[str]) -> pa.Array | _Multi | None:
         return arrs[0]
     if all(a.type == arrs[0].type for a in arrs):
         return pc.coalesce(*arrs)
-    return _Multi(arrs)
+    return _CoalescedColumns(arrs)
 
 
-class _Multi(list):
+class _CoalescedColumns(list):
     """Several raw columns of different types for one field, coalesced after conversion."""
 
 
@@ -456,11 +457,11 @@ def to_float(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     raise TypeError(f"cannot read {arr.type} as a number")
 
 
-def to_int_checked(arr: pa.Array | _Multi) -> tuple[pa.Array, np.ndarray]:
+def to_int_checked(arr: pa.Array | _CoalescedColumns) -> tuple[pa.Array, np.ndarray]:
     """int64 counts (helpful votes, text lengths) from ints, floats, "1,234" strings or a
     [helpful, total] list, and a mask of values that are present but no whole number that fits
     32 bits (text like "abc", 3e9, 1.5): quarantined, never silently 0 or wrapped around."""
-    if isinstance(arr, _Multi):
+    if isinstance(arr, _CoalescedColumns):
         parts = [to_int_checked(a) for a in arr]
         out = pc.coalesce(*[p[0] for p in parts])
         bad = np.zeros(len(out), dtype=np.bool_)
@@ -627,7 +628,7 @@ def normalize(raw: pa.Table, plan: Plan) -> Normalized:
 
     src = plan.sources
     prod = _col(raw, src["product_id"])
-    if isinstance(prod, _Multi):
+    if isinstance(prod, _CoalescedColumns):
         prod = pc.coalesce(*[to_string(a) for a in prod])
     prod = to_string(prod) if prod is not None else pa.nulls(n, pa.string())
     mark(pc.fill_null(pc.equal(pc.utf8_length(prod), 0), True).to_numpy(zero_copy_only=False), 1)

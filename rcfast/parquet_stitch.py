@@ -1,5 +1,9 @@
 """One Parquet file from row groups encoded in parallel.
 
+Kept only while pyarrow cannot encode the row groups of one file in parallel: pyarrow 26's
+``ParquetWriter`` has no such option (Arrow C++'s column-parallel ``use_threads`` writer
+property is not exposed either). When it can, write through it and delete this module.
+
 pyarrow encodes a Parquet file on one thread (its writer's column-parallel mode is not exposed),
 and for the weekly panel that single encoder is the critical path: ~0.5 CPU-s per million panel
 rows, half of it snappy, ~7 s of a 31.8M-review run. Here each row group is encoded on its own

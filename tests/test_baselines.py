@@ -290,7 +290,8 @@ def test_bench_weekly_small(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(weekly, "FULL_CHECK_ROWS", 100)  # exercise the sampled comparison
     monkeypatch.setattr(weekly, "SAMPLE_PRODUCTS", 10)
     rc = weekly.main(["--rows", "3000", "--tools", "polars,duckdb", "--repeat", "2", "--json",
-                      str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
+                      str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png"),
+                      "--products", "demo,40"])
     captured = capsys.readouterr()
     out = captured.out
     assert rc == 0, out
@@ -299,8 +300,13 @@ def test_bench_weekly_small(tmp_path, monkeypatch, capsys):
     import json
 
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert [r["tool"] for r in rep["results"]] == ["polars", "duckdb"]
+    assert [(r["mix"], r["tool"]) for r in rep["results"]] == [
+        ("demo", "polars"), ("demo", "duckdb"), ("40", "polars"), ("40", "duckdb")]
     assert all(r["ok"] and r["agrees"] and r["compute_s"] > 0 for r in rep["results"])
+    # a 40-product catalog gives fewer, longer product histories than the demo's 250
+    demo, small = rep["results"][0]["panel_rows"], rep["results"][2]["panel_rows"]
+    assert demo != small
+    assert "|      demo | polars" in out and "|        40 | duckdb" in out
     assert rep["machine"]["cores"] >= 1
     assert (tmp_path / "r.png").stat().st_size > 1000
 
@@ -379,3 +385,25 @@ def test_nan_rating_is_null_for_every_baseline(tmp_path, typ):
         info = B.baseline_info(t)
         assert info["rows_rejected"]["null_rating"] == 1, name
         assert info["rows_rejected"].get("rating_out_of_range", 0) == 0, name
+
+
+@pytest.mark.parametrize("fn", [B.panel_polars, B.panel_duckdb])
+@pytest.mark.parametrize("kw", [{}, {"dense": True}])
+def test_without_ewm_is_the_panel_less_its_ewm_column(synth_path, fn, kw):
+    """``ewm=False`` (the peers' stand-in in the 31.8M-row comparison) drops the column and
+    changes nothing else."""
+    full, short = fn(synth_path, **kw), fn(synth_path, ewm=False, **kw)
+    assert short.schema.remove_metadata() == B.output_schema(ewm=False)
+    assert_tables_agree(full.drop_columns(["n_reviews_ewm"]), short)
+
+
+def test_bench_compares_a_noewm_peer_on_the_shared_columns(tmp_path, synth_path):
+    from rcfast.bench.weekly import compare_panels
+
+    pq.write_table(B.panel_duckdb(synth_path), tmp_path / "a.parquet")
+    pq.write_table(B.panel_polars(synth_path, ewm=False), tmp_path / "b.parquet")
+    assert compare_panels(tmp_path / "a.parquet", tmp_path / "b.parquet", None) is None
+    short = B.panel_polars(synth_path, ewm=False)
+    pq.write_table(short.set_column(2, "n_reviews", pa.compute.add(short["n_reviews"], 1)
+                                    .cast(pa.int32())), tmp_path / "c.parquet")
+    assert "n_reviews" in compare_panels(tmp_path / "a.parquet", tmp_path / "c.parquet", None)

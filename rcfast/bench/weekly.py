@@ -16,6 +16,11 @@ Examples::
     python -m rcfast.bench weekly --rows 1e6
     python -m rcfast.bench weekly --sizes 1e6,4e6,16e6 --plot weekly.png --json weekly.json
     python -m rcfast.bench weekly --rows 31800000 --tools rcfast,polars,duckdb
+    python -m rcfast.bench weekly --rows 31.8e6 --products demo,1.3e6 --tools rcfast,polars,duckdb
+
+``--products`` picks the product mixes: ``demo`` is the generator's catalog (rows / 12 products,
+~2.3M of them reviewed at 31.8M rows), a number is a catalog of that many products (1.3e6: ~1.2M
+reviewed, more reviews and panel weeks each); the table has a row per mix and tool.
 """
 
 from __future__ import annotations
@@ -40,7 +45,11 @@ import pyarrow.parquet as pq
 
 from rcfast.bench._harness import Measurement, run_measured
 
-TOOLS = ("rcfast", "polars", "duckdb", "pandas", "pandas-rolling")
+#: ``*-noewm``: the peer without the EWM column (the issue's fair stand-in for a peer that has
+#: no native form of it); compared with the others on the columns they share.
+TOOLS = ("rcfast", "polars", "duckdb", "pandas", "pandas-rolling", "polars-noewm",
+         "duckdb-noewm")
+DEFAULT_TOOLS = TOOLS[:5]
 #: Compare the panels completely up to this many input rows, a sample of products above.
 FULL_CHECK_ROWS = 4_000_000
 SAMPLE_PRODUCTS = 20_000
@@ -77,6 +86,12 @@ _TOOL_CODE = {
                "pq.write_table(panel_polars(path, dense={dense}), out)"),
     "duckdb": ("import duckdb, pyarrow.parquet as pq\nfrom rcfast.baselines import panel_duckdb",
                "pq.write_table(panel_duckdb(path, dense={dense}), out)"),
+    "polars-noewm": ("import polars, pyarrow.parquet as pq\n"
+                     "from rcfast.baselines import panel_polars",
+                     "pq.write_table(panel_polars(path, dense={dense}, ewm=False), out)"),
+    "duckdb-noewm": ("import duckdb, pyarrow.parquet as pq\n"
+                     "from rcfast.baselines import panel_duckdb",
+                     "pq.write_table(panel_duckdb(path, dense={dense}, ewm=False), out)"),
 }
 
 
@@ -85,6 +100,7 @@ class Result:
     tool: str
     rows: int
     ok: bool
+    mix: str = "demo"  #: the input's product mix: "demo" (the generator's) or a catalog size
     wall_s: float | None = None
     compute_s: float | None = None
     peak_rss_gb: float | None = None
@@ -174,6 +190,29 @@ def _parse_sizes(text: str) -> list[int]:
     return [_parse_size(t) for t in text.split(",") if t.strip()]
 
 
+def _parse_mixes(text: str) -> list[str]:
+    mixes = []
+    for t in (t.strip() for t in text.split(",")):
+        if t:
+            mixes.append("demo" if t == "demo" else str(_parse_size(t)))
+    if not mixes:
+        raise argparse.ArgumentTypeError("no product mix given")
+    return list(dict.fromkeys(mixes))
+
+
+def input_parquet(cache_dir: Path | None, rows: int, seed: int, mix: str) -> Path:
+    """The generated input of ``rows`` reviews with product mix ``mix``, cached."""
+    from rcfast import synth
+
+    if mix == "demo":
+        return synth.demo_parquet(cache_dir, n_rows=rows, seed=seed)
+    d = Path(cache_dir) if cache_dir is not None else synth.default_cache_dir()
+    path = d / f"synth-v{synth.GENERATOR_VERSION}-n{rows}-s{seed}-p{mix}.parquet"
+    if not path.exists():
+        synth.write_parquet(path, rows, seed, n_products=int(mix))
+    return path
+
+
 def _parse_tools(text: str) -> list[str]:
     tools = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in tools if t not in TOOLS]
@@ -217,6 +256,10 @@ def _plain_strings(arr: pa.Array) -> pa.Array:
 def compare_panels(a: Path, b: Path, sample: pa.Array | None) -> str | None:
     """None if the two panel files agree (counts exact, floats rtol 1e-9), else the first gap."""
     ta, tb = _read_panel(a, sample), _read_panel(b, sample)
+    # a *-noewm peer's panel lacks only the EWM column: compare the others
+    ewm = "n_reviews_ewm"
+    if (ewm in ta.column_names) != (ewm in tb.column_names):
+        ta, tb = (t.drop_columns([ewm]) if ewm in t.column_names else t for t in (ta, tb))
     if ta.column_names != tb.column_names:
         return f"columns differ: {ta.column_names} vs {tb.column_names}"
     if ta.num_rows != tb.num_rows:
@@ -247,7 +290,8 @@ def compare_panels(a: Path, b: Path, sample: pa.Array | None) -> str | None:
 
 
 def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float | None,
-             check: bool, log, dense: bool = False, repeat: int = 1) -> list[Result]:
+             check: bool, log, dense: bool = False, repeat: int = 1,
+             mix: str = "demo") -> list[Result]:
     """Run every tool ``repeat`` times (round robin, so load changes hit all tools alike) and
     keep each tool's fastest run; then compare the panels."""
     best: dict[str, Result] = {}
@@ -266,12 +310,12 @@ def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float
             if m.returncode != 0 or not m.result:
                 why = "timed out" if m.returncode in (-9, 137) else f"exit {m.returncode}"
                 tail = m.stderr_tail.strip().splitlines()[-1:] or [""]
-                failed[tool] = Result(tool, rows, False, wall_s=round(m.wall_s, 3),
+                failed[tool] = Result(tool, rows, False, mix, wall_s=round(m.wall_s, 3),
                                       note=f"{why}: {tail[0][:200]}")
                 outputs.pop(tool, None)
                 log(f"failed ({why})\n{m.stderr_tail.strip()[-1500:]}\n")
                 continue
-            res = Result(tool, rows, True, wall_s=round(m.wall_s, 3),
+            res = Result(tool, rows, True, mix, wall_s=round(m.wall_s, 3),
                          compute_s=round(float(m.result["compute_s"]), 3),
                          peak_rss_gb=round(m.peak_rss_bytes / 2**30, 3),
                          panel_rows=m.result.get("panel_rows"))
@@ -307,23 +351,31 @@ def format_table(report: Report) -> str:
              (f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
               f"{m['ram_gb']} GiB RAM, {m['os']}"),
              "",
-             (f"| {'tool':14s} | {'rows':>12s} | {'wall s':>8s} | {'compute s':>9s} | "
-              f"{'peak RSS GB':>11s} | {'× rcfast':>8s} | agrees |"),
-             "| " + " | ".join(["-" * 14, "-" * 12, "-" * 8, "-" * 9, "-" * 11, "-" * 8, "------"])
-             + " |"]
-    base = {r.rows: r.compute_s for r in report.results if r.tool == "rcfast" and r.ok}
+             (f"| {'mix':>9s} | {'tool':14s} | {'rows':>12s} | {'panel rows':>11s} | "
+              f"{'wall s':>8s} | {'compute s':>9s} | {'peak RSS GB':>11s} | {'× rcfast':>8s} | "
+              f"{'× wall':>6s} | agrees |"),
+             "| " + " | ".join(["-" * 9, "-" * 14, "-" * 12, "-" * 11, "-" * 8, "-" * 9, "-" * 11,
+                                "-" * 8, "-" * 6, "------"]) + " |"]
+    base = {(r.mix, r.rows): r for r in report.results if r.tool == "rcfast" and r.ok}
     for r in report.results:
         if not r.ok:
-            lines.append(f"| {r.tool:14s} | {r.rows:>12,} | {'—':>8s} | {'—':>9s} | {'—':>11s} | "
-                         f"{'—':>8s} | {'—':6s} | {r.note}")
+            lines.append(f"| {r.mix:>9s} | {r.tool:14s} | {r.rows:>12,} | {'—':>11s} | "
+                         f"{'—':>8s} | {'—':>9s} | {'—':>11s} | {'—':>8s} | {'—':>6s} | "
+                         f"{'—':6s} | {r.note}")
             continue
-        ratio = f"{r.compute_s / base[r.rows]:.1f}" if base.get(r.rows) else "—"
+        ref = base.get((r.mix, r.rows))
+        ratio = f"{r.compute_s / ref.compute_s:.1f}" if ref else "—"
+        wall = f"{r.wall_s / ref.wall_s:.1f}" if ref else "—"
         agrees = {True: "yes", False: "NO", None: "—"}[r.agrees]
-        lines.append(f"| {r.tool:14s} | {r.rows:>12,} | {r.wall_s:>8.2f} | {r.compute_s:>9.2f} | "
-                     f"{r.peak_rss_gb:>11.2f} | {ratio:>8s} | {agrees:6s} |")
+        panel = f"{r.panel_rows:,}" if r.panel_rows is not None else "—"
+        lines.append(f"| {r.mix:>9s} | {r.tool:14s} | {r.rows:>12,} | {panel:>11s} | "
+                     f"{r.wall_s:>8.2f} | {r.compute_s:>9.2f} | {r.peak_rss_gb:>11.2f} | "
+                     f"{ratio:>8s} | {wall:>6s} | {agrees:6s} |")
     lines.append("")
-    lines.append("compute s: read Parquet + panel + write Parquet, in the tool's process; wall s: "
-                 "the whole process; × rcfast: compute s / rcfast's compute s")
+    lines.append("mix: the generator's product catalog (demo: rows / 12 products; a number: that "
+                 "many catalog products); compute s: read Parquet + panel + write Parquet, in the "
+                 "tool's process; wall s: the whole process; × rcfast / × wall: compute s / wall s "
+                 "over rcfast's")
     return "\n".join(lines)
 
 
@@ -360,12 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input reviews (default 1e6); ignored with --sizes")
     p.add_argument("--sizes", type=_parse_sizes, default=None,
                    help="comma-separated input sizes, e.g. 1e6,4e6,16e6")
-    p.add_argument("--tools", type=_parse_tools, default=list(TOOLS),
-                   help=f"comma-separated subset of {','.join(TOOLS)}")
+    p.add_argument("--tools", type=_parse_tools, default=list(DEFAULT_TOOLS),
+                   help=f"comma-separated subset of {','.join(TOOLS)} "
+                        f"(default {','.join(DEFAULT_TOOLS)})")
     p.add_argument("--input", type=Path, default=None,
                    help="a normalized Parquet file to use instead of generated data")
     p.add_argument("--dense", action="store_true", help="the dense panel (zero weeks too)")
     p.add_argument("--seed", type=int, default=0, help="generator seed")
+    p.add_argument("--products", type=_parse_mixes, default=["demo"],
+                   help="product mixes, comma-separated: 'demo' (the generator's catalog, rows "
+                        "/ 12 products) or a catalog size, e.g. demo,1.3e6 (default demo)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where generated inputs are kept (default $RCFAST_CACHE or "
                         "~/.cache/rcfast)")
@@ -413,17 +469,18 @@ def main(argv: list[str] | None = None) -> int:
         if not tools:
             print("error: no tool left to run", file=sys.stderr)
             return 2
-        from rcfast import synth
-
-        for rows in sizes:
-            if args.input is not None:
-                data = args.input
-            else:
-                t0 = time.perf_counter()
-                data = synth.demo_parquet(args.cache_dir, n_rows=rows, seed=args.seed)
-                log(f"input: {data} ({rows:,} rows, {time.perf_counter() - t0:.1f} s to get)\n")
-            report.results += run_size(rows, tools, data, work, args.timeout,
-                                       not args.no_check, log, args.dense, args.repeat)
+        mixes = ["input"] if args.input is not None else args.products
+        for mix in mixes:
+            for rows in sizes:
+                if args.input is not None:
+                    data = args.input
+                else:
+                    t0 = time.perf_counter()
+                    data = input_parquet(args.cache_dir, rows, args.seed, mix)
+                    log(f"input: {data} ({rows:,} rows, mix {mix}, "
+                        f"{time.perf_counter() - t0:.1f} s to get)\n")
+                report.results += run_size(rows, tools, data, work, args.timeout,
+                                           not args.no_check, log, args.dense, args.repeat, mix)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)

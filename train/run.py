@@ -43,19 +43,37 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a checkout without `pip install -e`
     sys.path.insert(0, str(REPO))
 
+from rcfast.nn.launch import StopRequest  # noqa: E402  (light: no torch)
+
+# Before the heavy imports: from here on a SIGUSR1 (Slurm's time-limit warning; srun passes it
+# to the ranks as soon as it comes) is remembered, and honoured at the next step boundary.
+STOP = StopRequest() if __name__ == "__main__" else None
+
+import numpy as np  # noqa: E402
+
 from rcfast.nn.config import TrainConfig  # noqa: E402
 from rcfast.nn.data import PanelError, OriginSampler, make_batch, make_split, read_panel  # noqa: E402
 from rcfast.nn.data import date_of_week  # noqa: E402
+from rcfast.nn.hardware import (  # noqa: E402
+    PRECISIONS,
+    apply_precision,
+    choose_data_placement,
+    choose_precision,
+    panel_device_bytes,
+)
 from rcfast.nn.launch import (  # noqa: E402
+    EXIT_REQUEUE,
     MetricsLog,
+    StopRequest,
+    agree_on_free_port,
     git_info,
+    release_port_file,
     release_shm_buffer,
+    requeue_job,
     slurm_to_torch_env,
 )
 
@@ -74,6 +92,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one TrainConfig field (repeatable)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default): bf16 on GPUs that support it, else fp16; on CPUs bf16 "
+                        "only with native bf16 (avx512_bf16/amx_bf16), else fp32. An explicit "
+                        "value wins, then a DeepSpeed config with fp16/bf16 \"enabled\": true")
     p.add_argument("--local_rank", "--local-rank", type=int, default=-1,
                    help="set by the deepspeed launcher")
     p = deepspeed.add_config_arguments(p)  # --deepspeed, --deepspeed_config
@@ -86,6 +108,7 @@ def device_is_cpu() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop = STOP or StopRequest()
     args = parse_args(argv)
 
     # ---- configuration: TrainConfig (model + optimisation) and the DeepSpeed JSON -------------
@@ -105,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         ds_config["gradient_accumulation_steps"] = cfg.grad_accum
     ds_config.pop("train_batch_size", None)  # derived: micro x accumulation x world
     ds_config.setdefault("steps_per_print", 10**9)
+    from deepspeed.accelerator import get_accelerator
+    precision, precision_reason = choose_precision(args.precision, ds_config,
+                                                   get_accelerator().device_name())
+    ds_config = apply_precision(ds_config, precision)
 
     # ---- the panel, before any process group exists: bad input fails fast on every rank -----
     L, H = cfg.context_length, cfg.horizon
@@ -117,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- distributed init (deepspeed launcher, srun, or a world of one) ----------------------
     launch_mode = slurm_to_torch_env()
+    port_picked = launch_mode == "launcher" and agree_on_free_port()
     import deepspeed
     import torch
     import torch.distributed as dist
@@ -132,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         dist.barrier()
         release_shm_buffer()
     atexit.register(release_shm_buffer)  # a no-op unless the segment appeared later
+    if port_picked:  # every rank has joined: the port file has done its job
+        dist.barrier()
+        if os.environ.get("LOCAL_RANK", "0") == "0":
+            release_port_file()
     if not device_is_cpu():  # srun gives each task all GPUs of its node: pick LOCAL_RANK's
         from deepspeed.accelerator import get_accelerator
         get_accelerator().set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -156,7 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     device = engine.device
     micro, gas = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
     global_batch = micro * gas * world
-    pt = panel.tensors(device)  # values + offsets on the device: batches are built there
+    need = panel_device_bytes(int(panel.offsets[-1]), panel.n_products,
+                              sampler.n_focus_windows)
+    free = None
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    placement, placement_reason = choose_data_placement(cfg.data_placement, device.type, need,
+                                                        free)
+    if placement == "device":
+        pt = panel.tensors(device)  # values + offsets on the device: batches are built there
+    else:  # streaming: gathered on the host, each batch copied (asynchronously when pinned)
+        pt = panel.tensors("cpu", pin=device.type == "cuda")
     if pt.device.type != "cpu":  # and origins are drawn there too
         sampler = OriginSampler(panel, context_length=L, horizon=H,
                                 last_origin=split.train_last_origin,
@@ -195,10 +237,24 @@ def main(argv: list[str] | None = None) -> int:
               "products": panel.n_products, "training_windows": sampler.n_windows,
               "focus_windows": sampler.n_focus_windows,
               "git": git_info(REPO), "torch": torch.__version__,
-              "deepspeed": deepspeed.__version__, "resumed_from_step": start_step}
+              "deepspeed": deepspeed.__version__, "resumed_from_step": start_step,
+              "precision": {"requested": args.precision, "chosen": precision,
+                            "reason": precision_reason},
+              "data_placement": {"chosen": placement, "reason": placement_reason,
+                                 "bytes": need},
+              "master_port": os.environ.get("MASTER_PORT", "")}
+        print(f"precision {precision} ({precision_reason}); data on {placement} "
+              f"({placement_reason}); {world} rank(s), master port "
+              f"{os.environ.get('MASTER_PORT', '')}", file=sys.stderr, flush=True)
         name = "hparams.json" if start_step == 0 else f"hparams.resume{start_step}.json"
         (out / name).write_text(json.dumps(hp, indent=2))
     log = MetricsLog(out, enabled=rank == 0)
+
+    def batch(prod, origin):
+        b = make_batch(pt, prod, origin, L, H)
+        if placement == "host":  # a no-op copy on a CPU run, the streaming path on a GPU
+            b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
+        return b
 
     def save_checkpoint(step: int) -> None:
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
@@ -224,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(0, len(prods), cfg.eval_batch_size):  # same batches on every rank
             pr = torch.from_numpy(prods[i:i + cfg.eval_batch_size])
             b = make_batch(pt, pr, torch.full_like(pr, o), L, H)
-            b = {k: v.to(dev) for k, v in b.items()}
+            b = {k: v.to(dev, non_blocking=True) for k, v in b.items()}
             mu, alpha = net(b["steps"], b["static"], b["scale"])
             nll += float(nb_nll(b["target"], mu, alpha).sum())
             mus.append(mu.float().cpu().numpy())
@@ -260,19 +316,25 @@ def main(argv: list[str] | None = None) -> int:
         for m in range(gas):
             lo = (m * world + rank) * micro
             tb = time.perf_counter()
-            b = make_batch(pt, prod[lo:lo + micro], origin[lo:lo + micro], L, H)
+            b = batch(prod[lo:lo + micro], origin[lo:lo + micro])
             t_batch += time.perf_counter() - tb
             mu, alpha = engine(b["steps"], b["static"], b["scale"])
             loss = nb_nll(b["target"], mu, alpha).mean()  # fp32
             engine.backward(loss)
             engine.step()
             loss_sum += loss.detach().float()
-        dist.all_reduce(loss_sum)
-        step_loss = float(loss_sum) / (gas * world)
+        # one all-reduce for the loss and for a stop request that reached any rank
+        red = torch.stack([loss_sum, torch.tensor(float(stop.requested), device=device)])
+        dist.all_reduce(red)
+        step_loss = float(red[0]) / (gas * world)
+        stop_now = bool(red[1] > 0)
         dt = time.perf_counter() - t0
         losses_window.append(step_loss)
         bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.4f}", win_s=f"{global_batch / dt:,.0f}")
+        # refresh=False: drawn with the bar's own updates (at most once a second), not once a
+        # step (which filled a Slurm log with one line per step)
+        bar.set_postfix(loss=f"{step_loss:.4f}", win_s=f"{global_batch / dt:,.0f}",
+                        refresh=False)
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.max_steps or done == start_step + 1:
             rec = {"loss": step_loss, "cpu_s": time.process_time(),
@@ -287,8 +349,18 @@ def main(argv: list[str] | None = None) -> int:
             losses_window = []
         if cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.max_steps:
             validate(done)
-        if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.max_steps:
+        if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.max_steps or stop_now:
             save_checkpoint(done)
+        if stop_now and done < cfg.max_steps:
+            bar.close()
+            dist.barrier()  # every rank's shards are written
+            if rank == 0:
+                ok, what = requeue_job()
+                log.log(done, stop_signal=stop.signum, requeued=ok)
+                print(f"signal {stop.signum}: checkpoint of step {done} written; {what}",
+                      file=sys.stderr, flush=True)
+            log.close()
+            return EXIT_REQUEUE
         if cfg.debug_kill_at_step and done == cfg.debug_kill_at_step and rank == 0:
             bar.close()
             print(f"debug_kill_at_step: killing rank 0 after step {done}", file=sys.stderr,
@@ -304,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
         from rcfast.nn.launch import average_state_dicts, checkpoint_tags
-        tags = checkpoint_tags(ckpt_dir, cfg.max_steps)[-cfg.average_last:]
+        # only the regular checkpoints: an extra one written on a stop request must not
+        # change what an interrupted run averages
+        tags = [t for t in checkpoint_tags(ckpt_dir, cfg.max_steps)
+                if int(t[4:]) == cfg.max_steps
+                or (cfg.ckpt_every and int(t[4:]) % cfg.ckpt_every == 0)][-cfg.average_last:]
         if cfg.average_last > 1 and len(tags) < cfg.average_last:
             print(f"average_last={cfg.average_last}: only {len(tags)} checkpoints to average",
                   file=sys.stderr)

@@ -115,6 +115,10 @@ class TrainConfig:
     fp32 weights of the last ``average_last`` checkpoints of the run (SWA-style averaging along
     the tail of the cosine schedule; 1 = the final weights). Choose it on the validation weeks:
     the run logs val metrics of both the final and the averaged weights."""
+    data_placement: str = "auto"
+    """Where the panel's tensors live: "device" (batches gathered on the accelerator), "host"
+    (streaming: gathered in pinned host memory, each batch copied per step) or "auto" (device
+    when the data take at most half of the accelerator's free memory; rcfast.nn.hardware)."""
     debug_kill_at_step: int = 0
     """Test hook: rank 0 kills its process with SIGKILL right after this step (0 = never)."""
 
@@ -145,6 +149,8 @@ class TrainConfig:
         need(self.point_forecast in ("mean", "median"),
              f"point_forecast must be 'mean' or 'median', got {self.point_forecast!r}")
         need(all(0 < q < 1 for q in self.quantiles), "quantiles must lie in (0, 1)")
+        need(self.data_placement in ("auto", "device", "host"),
+             f"data_placement must be auto, device or host, got {self.data_placement!r}")
 
     # ---- loading ------------------------------------------------------------------------------
     @classmethod

@@ -78,14 +78,15 @@ class Panel:
     def n_products(self) -> int:
         return len(self.product_ids)
 
-    def tensors(self, device: str | torch.device = "cpu") -> PanelTensors:
-        return PanelTensors(
-            values=torch.from_numpy(self.values).to(device),
-            offsets=torch.from_numpy(self.offsets).to(device),
-            store_start=torch.from_numpy(self.store_start).to(device),
-            first_week=torch.from_numpy(self.first_week).to(device),
-            end_week=int(self.end_week),
-        )
+    def tensors(self, device: str | torch.device = "cpu", pin: bool = False) -> PanelTensors:
+        """The store as tensors on ``device``; ``pin``: in page-locked host memory (for the
+        streaming path, whose per-step batch copies to a GPU are then asynchronous)."""
+        def t(a: np.ndarray) -> torch.Tensor:
+            x = torch.from_numpy(a)
+            return x.pin_memory() if pin else x.to(device)
+        return PanelTensors(values=t(self.values), offsets=t(self.offsets),
+                            store_start=t(self.store_start), first_week=t(self.first_week),
+                            end_week=int(self.end_week))
 
 
 @dataclasses.dataclass

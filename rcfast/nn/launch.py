@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +51,74 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+#: DeepSpeed's launcher passes this port when it was given no ``--master_port``
+DEEPSPEED_DEFAULT_PORT = "29500"
+
+
+def _launcher_key() -> str:
+    """The deepspeed launcher process that started this rank (all local ranks are its children):
+    its pid and start time (the start time tells a reused pid apart)."""
+    ppid = os.getppid()
+    try:
+        start = Path(f"/proc/{ppid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        start = "0"
+    return f"{ppid}-{start}"
+
+
+def port_file(env: dict[str, str] | None = None) -> Path:
+    """Where the local rank 0 of a single-node launch writes the port it picked."""
+    env = os.environ if env is None else env
+    return Path(tempfile.gettempdir()) / f"rcfast-port-{os.getuid()}-{_launcher_key()}"
+
+
+def agree_on_free_port(env: dict[str, str] | None = None, timeout_s: float = 120.0) -> bool:
+    """Single-node launch by ``deepspeed`` without ``--master_port``: replace its default port
+    29500 (which another run on the machine may hold) by a free one that all ranks share.
+
+    A world of one just takes a free port. With several ranks, local rank 0 picks one and
+    writes it to :func:`port_file` (atomically); the other ranks wait for the file. Returns
+    whether MASTER_PORT was changed. A port given explicitly (any other value), several
+    nodes, or no launcher: nothing changes.
+    """
+    env = os.environ if env is None else env
+    if env.get("MASTER_PORT") != DEEPSPEED_DEFAULT_PORT:
+        return False
+    world = int(env.get("WORLD_SIZE", "1"))
+    if world == 1:
+        env["MASTER_PORT"] = str(free_port())
+        return True
+    if env.get("CROSS_SIZE", "1") != "1" or int(env.get("LOCAL_SIZE", "0")) != world:
+        return False  # several nodes: they cannot share a file; the given port stays
+    path = port_file(env)
+    if env.get("LOCAL_RANK", "0") == "0":
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(str(free_port()))
+        os.replace(tmp, path)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            port = path.read_text().strip()
+            if port:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"local rank 0 wrote no rendezvous port to {path} within "
+                               f"{timeout_s:.0f} s")
+        time.sleep(0.05)
+    env["MASTER_PORT"] = port
+    return True
+
+
+def release_port_file() -> None:
+    """Local rank 0 removes the port file once every rank has joined (after init)."""
+    try:
+        port_file().unlink()
+    except OSError:
+        pass
 
 
 def slurm_to_torch_env(env: dict[str, str] | None = None) -> str:
@@ -169,3 +239,47 @@ def average_state_dicts(states: list[dict]) -> dict:
             acc += s[k].detach().double()
         out[k] = (acc / len(states)).float()
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# Slurm time limits and preemption
+# ------------------------------------------------------------------------------------------
+#: the exit status of a run that stopped early on request, with a checkpoint to resume from
+EXIT_REQUEUE = 75
+
+
+class StopRequest:
+    """Remembers a SIGUSR1: Slurm's warning before the time limit (``#SBATCH
+    --signal=B:USR1@N``, forwarded to the ranks by the batch script) or a preemption notice.
+
+    The handler only sets a flag; the training loop reads it at the next step boundary, where
+    all ranks agree on it (with the loss all-reduce), write a checkpoint and stop.
+    """
+
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGUSR1,)) -> None:
+        self.requested = False
+        self.signum = 0
+        for s in signals:
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        self.signum = signum
+
+
+def requeue_job(env: dict[str, str] | None = None) -> tuple[bool, str]:
+    """``scontrol requeue $SLURM_JOB_ID`` (the job must be requeueable: ``--requeue``).
+    Returns (whether Slurm accepted it, what happened in words)."""
+    env = os.environ if env is None else env
+    job = env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID") and \
+        f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}" or env.get("SLURM_JOB_ID")
+    if not job:
+        return False, "not a Slurm job (no SLURM_JOB_ID): resume it with --resume"
+    try:
+        r = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"scontrol requeue {job} failed: {e}"
+    if r.returncode != 0:
+        return False, f"scontrol requeue {job} failed: {(r.stdout + r.stderr).strip()}"
+    return True, f"job {job} requeued; it resumes from the checkpoint"

@@ -1,0 +1,196 @@
+"""slurm/train.sbatch on a real Slurm cluster (no mocks): time limit -> checkpoint -> requeue.
+
+CI brings up a single-node cluster first (``bash .ci/slurm-up.sh``); without ``sbatch`` on PATH,
+or without a controller that answers, the job test is skipped with the reason.
+
+The job is ``slurm/train.sbatch`` itself with two CPU ranks (``DS_ACCELERATOR=cpu``, the
+deepspeed launcher). Once it has trained some steps, the test sends the batch script SIGUSR1
+the way Slurm does ahead of the time limit with ``--signal=B:USR1@N``
+(``scancel --signal=USR1 --batch``; a real ``--time`` limit is checked by Slurm only every
+~30-60 s, which would make the test slow and its timing loose). The script passes the signal to
+the ranks, they write a checkpoint at the next step boundary and requeue the job; the requeued
+job resumes (``--resume``) and must end with exactly the weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("deepspeed")
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / "slurm" / "train.sbatch"
+RUN = REPO / "train" / "run.py"
+CONFIGS = REPO / "train" / "configs"
+JOB_TIMEOUT_S = 600  # the whole job, requeue and queueing included
+STEPS = 600
+SIGNAL_AFTER_STEP = 30
+ARGS = ["--max-steps", str(STEPS), "--set", "d_model=16", "--set", "n_heads=2",
+        "--set", "d_ff=32", "--set", "n_layers=1", "--set", "log_every=1",
+        "--set", "eval_every=0", "--set", "eval_batch_size=512", "--set", "warmup_steps=10",
+        "--set", "lr=0.005", "--set", "micro_batch_size=64", "--set", "ckpt_every=200",
+        "--set", "average_last=2", "--no-eval"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without the variables of an enclosing Slurm job (pytest may itself run
+    inside one), with this checkout for the jobs."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SLURM_") or k == "SLURM_CONF"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=clean_env())
+
+
+@pytest.fixture(scope="module")
+def slurm_up() -> None:
+    """Skip unless a Slurm controller answers with a usable node of at least 2 CPUs."""
+    if shutil.which("sbatch") is None:
+        pytest.skip("sbatch is not on PATH (bring up Slurm with: bash .ci/slurm-up.sh)")
+    try:
+        ping = _run(["scontrol", "ping"])
+        nodes = _run(["sinfo", "-h", "-N", "-o", "%T %c"])
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"the Slurm controller does not answer: {exc}")
+    if ping.returncode != 0 or "UP" not in ping.stdout:
+        pytest.skip(f"the Slurm controller does not answer: {(ping.stdout + ping.stderr).strip()}")
+    usable = [int(c) for state, c in (line.split() for line in nodes.stdout.splitlines())
+              if state in ("idle", "mixed", "allocated", "completing")]
+    if not usable or max(usable) < 2:
+        pytest.skip(f"no usable Slurm node with 2 CPUs: {nodes.stdout.strip() or nodes.stderr}")
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory) -> Path:
+    from rcfast import synth
+    from rcfast.weekly import main as weekly_main
+    d = tmp_path_factory.mktemp("slurm-train")
+    synth.write_parquet(d / "reviews.parquet", 30_000, seed=3, n_products=150)
+    assert weekly_main([str(d / "reviews.parquet"), "-o", str(d / "panel.parquet"),
+                        "--quiet"]) == 0
+    return d / "panel.parquet"
+
+
+def _steps_logged(run_dir: Path) -> int:
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return 0
+    steps = [json.loads(x)["step"] for x in lines if x.endswith("}")]
+    return max(steps, default=0)
+
+
+def _job_state(job: str) -> tuple[str, int]:
+    """(JobState, Restarts) from scontrol, ("", -1) once the record is gone (MinJobAge)."""
+    r = _run(["scontrol", "-o", "show", "job", job])
+    if r.returncode != 0:
+        return "", -1
+    fields = dict(f.split("=", 1) for f in r.stdout.split() if "=" in f)
+    return fields.get("JobState", ""), int(fields.get("Restarts", "0"))
+
+
+def _weights(run_dir: Path) -> dict:
+    return torch.load(run_dir / "model.pt", weights_only=False)
+
+
+@pytest.mark.slow
+def test_time_limit_signal_checkpoints_requeues_and_resumes_exactly(slurm_up, panel, tmp_path):
+    run_dir = tmp_path / "slurm-run"
+    name = f"rcfast-train-test-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / f"{name}.out"
+    env = clean_env(PANEL=str(panel), RUN_DIR=str(run_dir),
+                    DS_CONFIG=str(CONFIGS / "zero1_cpu.json"), NUM_GPUS="2",
+                    DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", TQDM_DISABLE="1",
+                    EXTRA_ARGS=" ".join(ARGS), PATH=f"{Path(sys.executable).parent}"
+                    f"{os.pathsep}{os.environ.get('PATH', '')}")
+    # the script's GPU and memory requests are for a GPU node: this test node has 2 CPUs
+    cmd = ["sbatch", "--parsable", f"--job-name={name}", f"--chdir={REPO}",
+           f"--output={log}", "--nodes=1", "--ntasks-per-node=1", "--cpus-per-task=2",
+           "--gpus-per-node=0", "--mem=3G", "--time=00:10:00", str(TRAIN)]
+    sub = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env,
+                         stdin=subprocess.DEVNULL)
+    assert sub.returncode == 0, sub.stderr
+    job = sub.stdout.strip().split(";")[0]
+
+    def job_log(tail: int = 10**9) -> str:
+        text = log.read_text(errors="replace") if log.exists() else "(no log)"
+        return f"$ {' '.join(cmd)}\njob {job}\n--- job log ---\n{text[-tail:]}"
+
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    try:
+        # 1. let it train a little, then the time-limit warning (to the batch script, as
+        #    --signal=B:USR1@N does)
+        while _steps_logged(run_dir) < SIGNAL_AFTER_STEP:
+            assert time.monotonic() < deadline, "the job trained no steps:\n" + job_log(6000)
+            state, _ = _job_state(job)
+            assert state in ("PENDING", "CONFIGURING", "RUNNING"), \
+                f"job {state} before the signal:\n{job_log(6000)}"
+            time.sleep(0.2)
+        sig = _run(["scancel", "--signal=USR1", "--batch", job])
+        assert sig.returncode == 0, sig.stderr
+        # 2. it checkpoints, requeues, runs again and completes
+        restarts, gone = 0, False
+        while not (run_dir / "model.pt").exists() or not gone:
+            assert time.monotonic() < deadline, "the job did not finish:\n" + job_log(6000)
+            state, r = _job_state(job)
+            restarts = max(restarts, r)
+            gone = state in ("COMPLETED", "") or state.startswith("FAIL")
+            if state == "PENDING" and r >= 1:
+                # Slurm holds a requeued job about two minutes before it may start again
+                # (145 s here); releasing it at once only shortens the test
+                _run(["scontrol", "update", f"JobId={job}", "StartTime=now"])
+            time.sleep(0.5)
+        assert state in ("COMPLETED", ""), f"job ended {state}:\n{job_log(6000)}"
+    finally:
+        if _job_state(job)[0] not in ("", "COMPLETED"):
+            _run(["scancel", job])
+    text = job_log()
+    assert restarts == 1, job_log(6000)
+    assert "train.sbatch: SIGUSR1" in text, job_log(6000)          # the batch script's trap
+    assert "DUE TO JOB REQUEUE" in text, job_log(6000)             # Slurm's own word
+    assert "restart 1" in text, job_log(6000)                      # the second start
+    recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    stop = [r for r in recs if "requeued" in r]
+    assert len(stop) == 1 and stop[0]["requeued"] is True, stop
+    k = stop[0]["step"]
+    assert SIGNAL_AFTER_STEP <= k < STEPS and k % 200 != 0, k  # a step between checkpoints
+    assert (run_dir / f"hparams.resume{k}.json").exists()
+    assert (run_dir / "checkpoints" / f"step{k:08d}").is_dir()
+
+    # 3. the same training without interruption (same launcher, ranks and config)
+    ref_dir = tmp_path / "reference"
+    exe = shutil.which("deepspeed")
+    head = [exe] if exe else [sys.executable, "-m", "deepspeed.launcher.runner"]
+    ref = subprocess.run([*head, "--num_gpus", "2", str(RUN), "--panel", str(panel),
+                          "--out", str(ref_dir), "--deepspeed_config",
+                          str(CONFIGS / "zero1_cpu.json"), *ARGS],
+                         env=clean_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
+                                       TQDM_DISABLE="1"),
+                         capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
+    a, b = _weights(run_dir), _weights(ref_dir)
+    # the requeue checkpoint is not among those averaged
+    assert a["averaged_checkpoints"] == b["averaged_checkpoints"] == \
+        ["step00000400", "step00000600"]
+    for key in b["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    # and the losses after the resume point are the uninterrupted run's
+    ref_loss = {r["step"]: r["loss"] for r in map(json.loads, (ref_dir / "metrics.jsonl")
+                                                  .read_text().splitlines()) if "loss" in r}
+    got_loss = {r["step"]: r["loss"] for r in recs if "loss" in r}
+    assert all(got_loss[s] == ref_loss[s] for s in range(k + 1, STEPS + 1))

@@ -583,7 +583,9 @@ def _chunks(n_rows: int, seed: int, chunk_rows: int, n_products: int | None,
 
     # Blocks are independent (own seed), so threads may draw them in any order: numpy releases
     # the GIL in the bulk work. A bounded look-ahead keeps memory at a few chunks.
-    workers = max(1, min(4, os.cpu_count() or 1))
+    from rcfast.resources import available_cpus
+
+    workers = min(4, available_cpus())
     with ThreadPoolExecutor(workers) as pool:
         ahead: list[Future] = []
         next_block = 0

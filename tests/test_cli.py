@@ -169,6 +169,8 @@ def _file_size_limit(limit: int):
 
 
 def test_combine_disk_full(dump, tmp_path):
+    # a run without the limit first: Numba's cache of the kernels is then written already
+    assert combine_mod.main([str(dump), "-o", str(tmp_path / "warm"), "-q"]) == 0
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "-m", "rcfast.combine", str(dump), "-o", str(out),
                         "--no-progress"], preexec_fn=_file_size_limit(20_000),

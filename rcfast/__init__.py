@@ -7,4 +7,13 @@ what a command-line run tunes, its ``main`` does.
 __version__ = "0.1.0"
 SPEC_VERSION = "1"
 
-__all__ = ["SPEC_VERSION", "__version__"]
+__all__ = ["SPEC_VERSION", "__version__", "weekly_panel"]
+
+
+def __getattr__(name: str):
+    # the API's modules load on first use: ``import rcfast`` stays cheap
+    if name == "weekly_panel":
+        from rcfast.weekly.api import weekly_panel
+
+        return weekly_panel
+    raise AttributeError(f"module 'rcfast' has no attribute {name!r}")

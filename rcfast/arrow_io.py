@@ -496,11 +496,16 @@ def _value_pieces(path: Path, raw: str, fld: str, col: pa.ChunkedArray, fast: se
 _NULL_AS = {f: NORMALIZED_SCHEMA.field(f).type for f in WANTED}
 
 
+#: Arrow's view layouts (Polars exports strings so) read as the classic ones.
+_VIEW_AS = {"string_view": pa.large_string(), "binary_view": pa.large_binary()}
+
+
 def convert_batch(path: Path, cols: dict[str, pa.ChunkedArray], colmap: dict[str, str],
                   opts: ReadOptions) -> BatchArrays:
     """Check types and units of one batch's columns; plain arrays for the times, zero-copy
     views of the values wherever Arrow's layout allows."""
-    cols = {f: c.cast(_NULL_AS[f]) if pa.types.is_null(c.type) and f in _NULL_AS else c
+    cols = {f: c.cast(_NULL_AS[f]) if pa.types.is_null(c.type) and f in _NULL_AS else
+            c.cast(_VIEW_AS[str(c.type)]) if str(c.type) in _VIEW_AS else c
             for f, c in cols.items()}
     n = len(cols["product_id"])
     pid = cols["product_id"]

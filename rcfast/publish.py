@@ -41,11 +41,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _dead_owner(name: str, prefix: str) -> bool:
-    """Whether ``name`` is ``PREFIX-HOST-PID`` of a dead process on this host."""
+def _dead_owner(name: str, prefix: str, tail: bool = False) -> bool:
+    """Whether ``name`` is ``PREFIX-HOST-PID`` (``PREFIX-HOST-PID-TAIL`` with ``tail``) of a
+    dead process on this host."""
     if not name.startswith(prefix + "-"):
         return False
-    host, _, pid = name[len(prefix) + 1:].rpartition("-")
+    rest = name[len(prefix) + 1:]
+    if tail:
+        rest = rest.rpartition("-")[0]
+    host, _, pid = rest.rpartition("-")
     return (host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid()
             and not _pid_alive(int(pid)))
 
@@ -99,7 +103,7 @@ def default_tmp_dir() -> Path:
 
 
 class ScratchDir:
-    """A directory ``rcfast-scratch-HOST-PID`` under ``parent``, removed on exit from the
+    """A new directory ``rcfast-scratch-HOST-PID-XXXX`` under ``parent``, removed on exit from the
     ``with`` block whatever the reason (error, Ctrl-C, SIGTERM turned into an exception);
     entering removes the scratch directories of dead runs on this host first."""
 
@@ -107,15 +111,17 @@ class ScratchDir:
 
     def __init__(self, parent: Path | str | None = None) -> None:
         self.parent = Path(parent) if parent is not None else default_tmp_dir()
-        self.path = self.parent / f"{self.PREFIX}-{run_tag()}"
+        self.path: Path | None = None
 
     def __enter__(self) -> Path:
         self.parent.mkdir(parents=True, exist_ok=True)
         for entry in self.parent.iterdir():
-            if _dead_owner(entry.name, self.PREFIX):
+            if _dead_owner(entry.name, self.PREFIX, tail=True):
                 _remove(entry)
-        self.path.mkdir(exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}-{run_tag()}-",
+                                          dir=self.parent))
         return self.path
 
     def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)

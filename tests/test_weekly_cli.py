@@ -432,13 +432,13 @@ def test_arrow_pool_jemalloc_for_the_run_unless_chosen(tmp_path, monkeypatch):
 
     synth.write_parquet(src, 2_000, 5)
     seen = []
-    real_run = weekly.run
+    real_run = weekly.run_job
 
     def spy(args):
         seen.append(pa.default_memory_pool().backend_name)
         return real_run(args)
 
-    monkeypatch.setattr(weekly, "run", spy)
+    monkeypatch.setattr(weekly, "run_job", spy)
     before = pa.default_memory_pool().backend_name
     monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
     assert weekly.main([str(src), "-o", str(tmp_path / "a.parquet"), "--quiet"]) == 0

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rcfast.errors import InputError
 from rcfast.panel import SLICE_ROWS
 from rcfast.publish import publish, temporary_sibling
 
@@ -311,3 +312,21 @@ class PanelWriter:
         elif self.tmp.exists():
             self.tmp.unlink()
 
+
+def check_output_path(output: str) -> None:
+    """Fail before any work when the output cannot be created: a parent that is a file, or a
+    directory this user may not write."""
+    data_path = output_paths(output)[0]
+    parent = data_path.parent.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {data_path}: {parent} is a file, not a directory; "
+                         "choose another -o")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {data_path}: {parent} is not writable; choose another "
+                         "-o")
+    if data_path.exists() and data_path.is_dir() != output_paths(output)[2]:
+        kind = "a directory" if data_path.is_dir() else "a file"
+        raise InputError(f"cannot write {data_path}: it exists as {kind}; remove it or choose "
+                         "another -o")

@@ -577,9 +577,10 @@ def _duckdb_arrow(result) -> pa.Table:
 
 def panel_duckdb(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 4), *,
                  dense: bool = False, until: str | dt.date | None = None,
-                 ewm: bool = True) -> pa.Table:
+                 ewm: bool = True, memory_limit: str | None = None) -> pa.Table:
     """The weekly panel of a normalized Parquet file, computed with DuckDB SQL (``ewm=False``:
-    without the ``n_reviews_ewm`` column and its work)."""
+    without the ``n_reviews_ewm`` column and its work; ``memory_limit`` such as ``"1GB"``:
+    DuckDB's own limit, above which it spills to its temporary directory)."""
     import duckdb
 
     opts = _Options.make(windows, lags, dense, until, ewm)
@@ -609,7 +610,7 @@ def panel_duckdb(path: str | os.PathLike[str], windows=(4, 12, 52), lags=(1, 2, 
 
     until_case = (f"WHEN w > {opts.until_week} THEN 'after_until'"
                   if opts.until_week is not None else "")
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
     try:
         # DuckDB (2.0.1) takes the Parquet min/max statistics, which leave NaN out, as proof
         # that a column holds no NaN, and folds isnan(rating) to false: a NaN rating then

@@ -11,6 +11,8 @@ import tempfile
 
 from rcfast.bench.combine import RUNNERS
 
+from ._data import rows as _rows
+
 ROWS = 200_000
 
 
@@ -26,7 +28,7 @@ class Combine:
 
         d = tempfile.mkdtemp(prefix="rcfast-asv-combine-")
         src = os.path.join(d, "Electronics.jsonl.gz")
-        write_jsonl(src, ROWS, 0)
+        write_jsonl(src, _rows(ROWS), 0)
         return src
 
     def setup(self, src, tool, rows):

@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train-data": "rcfast.bench.train_data:main",
     "combine": "rcfast.bench.combine:main",
     "scale": "rcfast.bench.scale:main",
+    "asv": "rcfast.bench.asv:main",
 }
 
 

@@ -106,3 +106,12 @@ def test_dask_reads_product_partitioned_files(tmp_path):
     s = json.loads((tmp_path / "m.summary.json").read_text())
     assert s["options"]["engine"] == "dask"
     assert s["rows_read"] == 3000
+
+
+def test_worker_memory_limit_too_small_is_one_line(tmp_path, capsys):
+    src = tmp_path / "r.parquet"
+    pq.write_table(data(100), src)
+    assert main([str(src), "-o", str(tmp_path / "p.parquet"), "--workers", "2",
+                 "--memory-limit", "100MB"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "per worker" in err[0]

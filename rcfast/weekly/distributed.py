@@ -41,6 +41,13 @@ from rcfast.weekly.partitions import (
 from rcfast.weekly.spill import BLOCK_ROWS_MAX, PARTITION_ROWS_MAX, merge_stats, rows_that_fit
 
 
+#: The share of a worker's memory limit its tasks plan for: the nanny terminates a worker
+#: above 95 % of it, and a worker's own memory (its comms, the scheduler's state) varies.
+WORKER_PLANNED_SHARE = 0.85
+#: A worker needs this much before any data (interpreter, Dask, Numba's kernels, pyarrow).
+MIN_WORKER_MEMORY = 700_000_000
+
+
 class _BadInput:
     """A task's InputError, returned as a value: Dask logs a raised exception with its
     traceback on the worker's stderr, and bad input deserves one clear line, on the client."""
@@ -127,7 +134,8 @@ def weekly_on_cluster(client, paths: list[Path], ropts: ReadOptions, popts: Pane
 
     limits = [m for m in _worker_memory_limits(client) if m > 0]
     n_workers = max(1, len(_worker_memory_limits(client)))
-    part_rows = rows_that_fit(min(limits)) if limits else PARTITION_ROWS_MAX
+    part_rows = (rows_that_fit(int(min(limits) * WORKER_PLANNED_SHARE)) if limits
+                 else PARTITION_ROWS_MAX)
     total = parquet_rows(paths)
     n_parts = n_parts or max(2 * n_workers, math.ceil(total / part_rows))
     plan = plan_partitions(sample_product_ids(paths, ropts, SAMPLES_PER_PARTITION * n_parts),
@@ -189,11 +197,19 @@ def start_client(workers: int, threads: int, memory_limit: int | None,
     of ``workers`` processes, one task at a time each, ``memory_limit`` bytes each."""
     from dask.distributed import Client, LocalCluster
 
+    import dask
+
     if scheduler or scheduler_file:
         return Client(address=scheduler, scheduler_file=scheduler_file), None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0" if _has_bokeh() else None,
-                           memory_limit=memory_limit or 0, silence_logs=40)
+    # The tasks size their partitions to the limit and hold no Dask-managed data worth
+    # spilling, so the worker's spill and pause thresholds would only stall it while its
+    # allocator keeps freed memory; the nanny's termination above 95 % stays as the guard.
+    with dask.config.set({"distributed.worker.memory.target": False,
+                          "distributed.worker.memory.spill": False,
+                          "distributed.worker.memory.pause": False}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0" if _has_bokeh() else None,
+                               memory_limit=memory_limit or 0, silence_logs=40)
     return Client(cluster), cluster
 
 

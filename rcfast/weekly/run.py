@@ -201,7 +201,12 @@ def run_distributed(args: WeeklyJob, paths: list[Path], ropts: ReadOptions,
                     popts: PanelOptions, workers: int, threads: int, progress: bool,
                     arrangement: dict) -> tuple[dict, list[Path], dict]:
     """The run on a Dask cluster (local, or the scheduler given): workers write the parts."""
-    from rcfast.weekly.distributed import start_client, weekly_on_cluster, worker_memory_limit
+    from rcfast.weekly.distributed import (
+        MIN_WORKER_MEMORY,
+        start_client,
+        weekly_on_cluster,
+        worker_memory_limit,
+    )
     from rcfast.weekly.write import parts_directory, publish_parts
 
     local = not (args.scheduler or args.scheduler_file or args.client)
@@ -209,6 +214,11 @@ def run_distributed(args: WeeklyJob, paths: list[Path], ropts: ReadOptions,
     if local:  # --memory-limit is each worker's; by default the workers share the default
         given, _ = memory_limit(args)
         limit = worker_memory_limit(given if args.memory_limit else None, workers, given)
+        if limit < MIN_WORKER_MEMORY:
+            raise InputError(f"each of the {workers} Dask workers would get "
+                             f"{limit / 1e9:.2f} GB, below the {MIN_WORKER_MEMORY / 1e9:.1f} GB "
+                             "a worker needs before any data: raise --memory-limit (it is per "
+                             "worker) or use fewer --workers")
     arrangement["memory_limit"] = limit
     data_path = output_paths(args.output)[0]
     comp = None if args.compression == "none" else args.compression

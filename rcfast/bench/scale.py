@@ -1,0 +1,232 @@
+"""``python -m rcfast.bench scale`` — the weekly step past one process's memory.
+
+Each contender runs as its own command, and its peak memory is that of its whole process tree
+(the client and every Dask worker, summed, sampled every 50 ms with psutil), with the client's
+own peak beside it:
+
+- ``rcfast``: ``python -m rcfast.weekly`` with its defaults (in memory while the input fits
+  half the machine's memory, else out of core);
+- ``rcfast-limit``: the same with ``--memory-limit LIMIT`` (out of core when over it);
+- ``rcfast-dask``: ``--workers N --memory-limit LIMIT`` (each worker limited), workers writing
+  the output's parts;
+- ``duckdb-limit``: DuckDB's SQL of the spec without the EWM column, ``memory_limit=LIMIT``.
+
+Examples::
+
+    python -m rcfast.bench scale --rows 3.18e7 --memory-limit 1GB --workers 4
+    python -m rcfast.bench scale --rows 1e6,1e7,3.18e7 --json scale.json --plot scale.png
+    python -m rcfast.bench scale --input big.parquet --tools rcfast
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+TOOLS = ("rcfast", "rcfast-limit", "rcfast-dask", "duckdb-limit")
+
+
+@dataclass
+class TreeRun:
+    """One command's wall time and peak memory (bytes)."""
+
+    tool: str
+    rows: int
+    wall_s: float
+    peak_tree_bytes: int  #: the whole process tree, summed
+    peak_client_bytes: int  #: the command's own process
+    returncode: int
+    stderr_tail: str = ""
+
+
+def run_tree(tool: str, rows: int, cmd: list[str], timeout: float | None = None) -> TreeRun:
+    """Run ``cmd``; sample the RSS of it and all its descendants every 50 ms."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = {"tree": 0, "client": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.Error:
+            return
+        while not done.is_set():
+            try:
+                own = root.memory_info().rss
+                total = own
+                for child in root.children(recursive=True):
+                    try:
+                        total += child.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                return
+            peak["tree"] = max(peak["tree"], total)
+            peak["client"] = max(peak["client"], own)
+            done.wait(0.05)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    done.set()
+    watcher.join()
+    return TreeRun(tool, rows, time.perf_counter() - t0, peak["tree"], peak["client"],
+                   proc.returncode, (err or "")[-1500:])
+
+
+def commands(tool: str, src: Path, out: Path, limit: str, workers: int, tmp: Path) -> list[str]:
+    weekly = [sys.executable, "-m", "rcfast.weekly", str(src), "-o", str(out), "--quiet",
+              "--tmp-dir", str(tmp)]
+    if tool == "rcfast":
+        return weekly
+    if tool == "rcfast-limit":
+        return [*weekly, "--memory-limit", limit]
+    if tool == "rcfast-dask":
+        return [*weekly, "--workers", str(workers), "--memory-limit", limit]
+    if tool == "duckdb-limit":
+        code = ("import pyarrow.parquet as pq; from rcfast.baselines import panel_duckdb; "
+                f"pq.write_table(panel_duckdb({str(src)!r}, ewm=False, memory_limit={limit!r}),"
+                f" {str(out)!r})")
+        return [sys.executable, "-c", code]
+    raise ValueError(f"unknown tool {tool!r}; choose from {', '.join(TOOLS)}")
+
+
+def _rows_list(text: str) -> list[int]:
+    return [int(float(x)) for x in text.split(",") if x]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rcfast.bench scale",
+        description="Wall time and whole-process-tree peak memory of the weekly step in "
+                    "memory, out of core, on Dask workers, and of DuckDB under the same "
+                    "memory limit.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:" + __doc__.split("Examples::", 1)[1])
+    p.add_argument("--rows", default="3.18e7",
+                   help="generated input sizes, comma-separated (default: %(default)s)")
+    p.add_argument("--input", help="an existing review Parquet file instead of generated data")
+    p.add_argument("--tools", default=",".join(TOOLS),
+                   help="contenders, comma-separated (default: %(default)s)")
+    p.add_argument("--memory-limit", default="1GB",
+                   help="limit of rcfast-limit, of each rcfast-dask worker and of DuckDB "
+                        "(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=4, help="Dask workers (default: 4)")
+    p.add_argument("--repeat", type=int, default=1, help="rounds (default: 1)")
+    p.add_argument("--work-dir", help="outputs and scratch (default: a temporary directory)")
+    p.add_argument("--json", help="write the measurements here")
+    p.add_argument("--plot", help="write a PNG of time and peak memory against rows here")
+    p.add_argument("--timeout", type=float, default=7200, help="seconds per run")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    tools = [t for t in args.tools.split(",") if t]
+    bad = [t for t in tools if t not in TOOLS]
+    if bad:
+        print(f"bench scale: unknown tool(s) {bad}; choose from {', '.join(TOOLS)}",
+              file=sys.stderr)
+        return 2
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="rcfast-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.input:
+        import pyarrow.parquet as pq
+
+        inputs = [(pq.ParquetFile(args.input).metadata.num_rows, Path(args.input))]
+    else:
+        from rcfast import synth
+
+        inputs = [(n, synth.demo_parquet(n_rows=n)) for n in _rows_list(args.rows)]
+    runs: list[TreeRun] = []
+    print(f"{'tool':<14}{'rows':>14}{'wall s':>10}{'tree peak GB':>14}{'client GB':>11}  ok")
+    for rows, src in inputs:
+        for _ in range(args.repeat):
+            for tool in tools:
+                out = work / f"{tool}-{rows}.parquet"
+                tmp = work / "scratch"
+                tmp.mkdir(exist_ok=True)
+                r = run_tree(tool, rows, commands(tool, src, out, args.memory_limit,
+                                                  args.workers, tmp), args.timeout)
+                runs.append(r)
+                print(f"{tool:<14}{rows:>14,}{r.wall_s:>10.1f}{r.peak_tree_bytes / 1e9:>14.2f}"
+                      f"{r.peak_client_bytes / 1e9:>11.2f}  "
+                      f"{'yes' if r.returncode == 0 else 'FAILED: ' + r.stderr_tail[-300:]}",
+                      flush=True)
+                shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(
+                    missing_ok=True)
+    meta = {"memory_limit": args.memory_limit, "workers": args.workers,
+            "machine": _machine()}
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta,
+                                               "runs": [asdict(r) for r in runs]}, indent=1))
+    if args.plot:
+        plot(runs, Path(args.plot), meta)
+    if not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(r.returncode == 0 for r in runs) else 1
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import psutil
+
+    return (f"{model or platform.processor()}, {os.cpu_count()} cores, "
+            f"{psutil.virtual_memory().total / 2**30:.1f} GiB")
+
+
+def plot(runs: list[TreeRun], path: Path, meta: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for tool in dict.fromkeys(r.tool for r in runs):
+        mine = sorted((r for r in runs if r.tool == tool and r.returncode == 0),
+                      key=lambda r: r.rows)
+        if not mine:
+            continue
+        xs = [r.rows for r in mine]
+        ax_t.plot(xs, [r.wall_s for r in mine], "o-", label=tool)
+        ax_m.plot(xs, [r.peak_tree_bytes / 1e9 for r in mine], "o-", label=tool)
+    for ax, what in ((ax_t, "wall time (s)"), (ax_m, "peak RSS, whole process tree (GB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("reviews")
+        ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+    ax_t.legend()
+    fig.suptitle(f"weekly step past one process's memory (limit {meta['memory_limit']}, "
+                 f"{meta['workers']} Dask workers) on {meta['machine']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

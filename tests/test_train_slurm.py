@@ -4,7 +4,8 @@ CI brings up a single-node cluster first (``bash .ci/slurm-up.sh``); without ``s
 or without a controller that answers, the job test is skipped with the reason.
 
 The job is ``slurm/train.sbatch`` itself with two CPU ranks (``DS_ACCELERATOR=cpu``, the
-deepspeed launcher). Once it has trained some steps, the test sends the batch script SIGUSR1
+deepspeed launcher), and ``slurm/train-multinode.sbatch`` with two ``srun`` tasks on the one
+node. Once it has trained some steps, the test sends the batch script SIGUSR1
 the way Slurm does ahead of the time limit with ``--signal=B:USR1@N``
 (``scancel --signal=USR1 --batch``; a real ``--time`` limit is checked by Slurm only every
 ~30-60 s, which would make the test slow and its timing loose). The script passes the signal to
@@ -30,6 +31,7 @@ pytest.importorskip("deepspeed")
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "slurm" / "train.sbatch"
+MULTINODE = REPO / "slurm" / "train-multinode.sbatch"
 RUN = REPO / "train" / "run.py"
 CONFIGS = REPO / "train" / "configs"
 JOB_TIMEOUT_S = 600  # the whole job, requeue and queueing included
@@ -86,6 +88,22 @@ def panel(tmp_path_factory) -> Path:
     return d / "panel.parquet"
 
 
+@pytest.fixture(scope="module")
+def reference(panel, tmp_path_factory) -> Path:
+    """The same training without interruption (deepspeed launcher, two CPU ranks)."""
+    ref_dir = tmp_path_factory.mktemp("reference") / "run"
+    exe = shutil.which("deepspeed")
+    head = [exe] if exe else [sys.executable, "-m", "deepspeed.launcher.runner"]
+    ref = subprocess.run([*head, "--num_gpus", "2", str(RUN), "--panel", str(panel),
+                          "--out", str(ref_dir), "--deepspeed_config",
+                          str(CONFIGS / "zero1_cpu.json"), *ARGS],
+                         env=clean_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
+                                       TQDM_DISABLE="1"),
+                         capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
+    return ref_dir
+
+
 def _steps_logged(run_dir: Path) -> int:
     try:
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
@@ -109,19 +127,24 @@ def _weights(run_dir: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_time_limit_signal_checkpoints_requeues_and_resumes_exactly(slurm_up, panel, tmp_path):
+@pytest.mark.parametrize("script", [TRAIN, MULTINODE], ids=lambda p: p.name)
+def test_time_limit_signal_checkpoints_requeues_and_resumes_exactly(slurm_up, panel, reference,
+                                                                    script, tmp_path):
     run_dir = tmp_path / "slurm-run"
     name = f"rcfast-train-test-{uuid.uuid4().hex[:8]}"
     log = tmp_path / f"{name}.out"
     env = clean_env(PANEL=str(panel), RUN_DIR=str(run_dir),
                     DS_CONFIG=str(CONFIGS / "zero1_cpu.json"), NUM_GPUS="2",
-                    DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", TQDM_DISABLE="1",
-                    EXTRA_ARGS=" ".join(ARGS), PATH=f"{Path(sys.executable).parent}"
-                    f"{os.pathsep}{os.environ.get('PATH', '')}")
-    # the script's GPU and memory requests are for a GPU node: this test node has 2 CPUs
+                    PYTHON=sys.executable, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
+                    TQDM_DISABLE="1", EXTRA_ARGS=" ".join(ARGS),
+                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    # the scripts' GPU and memory requests are for GPU nodes: this test node has 2 CPUs; one
+    # launcher task with 2 CPUs (train.sbatch), or 2 srun tasks = ranks of 1 CPU (multinode)
+    tasks = ["--ntasks-per-node=1", "--cpus-per-task=2"] if script == TRAIN else \
+        ["--ntasks-per-node=2", "--cpus-per-task=1"]
     cmd = ["sbatch", "--parsable", f"--job-name={name}", f"--chdir={REPO}",
-           f"--output={log}", "--nodes=1", "--ntasks-per-node=1", "--cpus-per-task=2",
-           "--gpus-per-node=0", "--mem=3G", "--time=00:10:00", str(TRAIN)]
+           f"--output={log}", "--nodes=1", *tasks, "--gpus-per-node=0", "--mem=3G",
+           "--time=00:10:00", str(script)]
     sub = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env,
                          stdin=subprocess.DEVNULL)
     assert sub.returncode == 0, sub.stderr
@@ -161,9 +184,9 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes_exactly(slurm_up, pa
             _run(["scancel", job])
     text = job_log()
     assert restarts == 1, job_log(6000)
-    assert "train.sbatch: SIGUSR1" in text, job_log(6000)          # the batch script's trap
+    assert f"{script.name}: SIGUSR1" in text, job_log(6000)        # the batch script's trap
     assert "DUE TO JOB REQUEUE" in text, job_log(6000)             # Slurm's own word
-    assert "restart 1" in text, job_log(6000)                      # the second start
+    assert text.count("precision ") == 2, job_log(6000)            # two starts of rank 0
     recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     stop = [r for r in recs if "requeued" in r]
     assert len(stop) == 1 and stop[0]["requeued"] is True, stop
@@ -172,17 +195,8 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes_exactly(slurm_up, pa
     assert (run_dir / f"hparams.resume{k}.json").exists()
     assert (run_dir / "checkpoints" / f"step{k:08d}").is_dir()
 
-    # 3. the same training without interruption (same launcher, ranks and config)
-    ref_dir = tmp_path / "reference"
-    exe = shutil.which("deepspeed")
-    head = [exe] if exe else [sys.executable, "-m", "deepspeed.launcher.runner"]
-    ref = subprocess.run([*head, "--num_gpus", "2", str(RUN), "--panel", str(panel),
-                          "--out", str(ref_dir), "--deepspeed_config",
-                          str(CONFIGS / "zero1_cpu.json"), *ARGS],
-                         env=clean_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
-                                       TQDM_DISABLE="1"),
-                         capture_output=True, text=True, timeout=600)
-    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
+    # 3. the same weights as the uninterrupted run (two ranks, same config)
+    ref_dir = reference
     a, b = _weights(run_dir), _weights(ref_dir)
     # the requeue checkpoint is not among those averaged
     assert a["averaged_checkpoints"] == b["averaged_checkpoints"] == \

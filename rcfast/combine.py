@@ -17,11 +17,11 @@ import logging
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from rcfast import __version__
@@ -39,6 +39,7 @@ from rcfast._cli import (
 )
 from rcfast.errors import InputError, StrictFailure
 from rcfast.ingest.sources import FORMATS, Detected, expand_inputs
+from rcfast.publish import publish, remove_stale, temporary_sibling
 from rcfast.resources import available_cpus
 from rcfast.schema import (
     PARTITIONING_KEY,
@@ -147,53 +148,14 @@ def _prepare_output(out: str, inputs: list[str]) -> tuple[str, str]:
         raise InputError(f"-o {out}: {up} is a file, not a directory")
     try:
         os.makedirs(parent, exist_ok=True)
-        _remove_stale_tmp(out_abs)
-        tmp = f"{out_abs}.tmp-{_run_tag()}"
+        remove_stale(Path(out_abs))  # what killed runs on this host left
+        tmp = str(temporary_sibling(Path(out_abs)))
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
         os.makedirs(tmp)
     except OSError as exc:  # read-only, under a file, ...: the user's to fix, before any work
         raise InputError(f"-o {out}: cannot create the output: {one_line(exc)}") from exc
     return out_abs, tmp
-
-
-def _run_tag() -> str:
-    # host and pid: on a shared file system (a cluster) a pid alone names another node's run
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def _remove_stale_tmp(out_abs: str) -> None:
-    """Delete ``OUT.tmp-HOST-PID`` / ``OUT.old-HOST-PID`` left by crashed runs on this host."""
-    parent, base = os.path.split(out_abs)
-    host = socket.gethostname()
-    for name in os.listdir(parent):
-        for tag in (".tmp-", ".old-"):
-            prefix = f"{base}{tag}{host}-"
-            if name.startswith(prefix) and name[len(prefix):].isdigit():
-                pid = int(name[len(prefix):])
-                if pid != os.getpid() and not _pid_alive(pid):
-                    shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _publish(tmp: str, out_abs: str) -> None:
-    """Rename the finished ``tmp`` to ``out_abs``, replacing an earlier output."""
-    if os.path.exists(out_abs):
-        old = f"{out_abs}.old-{_run_tag()}"
-        os.rename(out_abs, old)
-        os.rename(tmp, out_abs)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out_abs)
 
 
 def _json_sample_schema(det: Detected):
@@ -321,7 +283,7 @@ def _combine(paths, out, *, fmt, mapping, strict, keep_text, keep_duplicates,
                         "keep_duplicates": keep_duplicates, "partitions": n_parts,
                         "workers": workers, "category": category,
                         "timestamp_unit": timestamp_unit, "block_bytes": block_bytes})
-        _publish(tmp, out_abs)
+        publish(Path(tmp), Path(out_abs))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -82,9 +82,10 @@ def sbatch(script: Path, workdir: Path, cpus: int, *args: str, options: tuple = 
            env: dict | None = None) -> tuple[int, str]:
     """``sbatch --wait`` in ``workdir``; returns (job exit code, job log)."""
     name = f"rcfast-test-{uuid.uuid4().hex[:8]}"
+    mem = [] if any(o.startswith("--mem") for o in options) else ["--mem=1024M"]
     cmd = ["sbatch", "--wait", "--parsable", f"--job-name={name}", f"--chdir={workdir}",
            f"--output={workdir}/{name}-%j.out", "--nodes=1", f"--cpus-per-task={cpus}",
-           "--mem-per-cpu=512M", "--time=00:05:00", *options, str(script), *args]
+           *mem, "--time=00:05:00", *options, str(script), *args]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=JOB_TIMEOUT_S,
                               stdin=subprocess.DEVNULL, env=env or clean_env())
@@ -149,3 +150,26 @@ def test_weekly_sbatch_bad_input_fails_the_job(node_cpus: int, tmp_path: Path) -
     assert rc == 2, log  # rcfast.weekly's exit code is the job's
     assert "rcfast.weekly: error" in log
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_weekly_sbatch_memory_from_mem(node_cpus: int, tmp_path: Path) -> None:
+    """The job's --mem sets rcfast's memory limit (half of it); an input that would not fit
+    runs out of core, stays under --mem, and gives the in-memory panel."""
+    from rcfast import synth
+    from rcfast.weekly import main
+
+    inp = synth.write_parquet(tmp_path / "reviews.parquet", 2_500_000, seed=3,
+                              row_group_rows=250_000, compression="snappy")
+    ref = tmp_path / "reference.parquet"
+    assert main([str(inp), "-o", str(ref), "--quiet"]) == 0
+    out = tmp_path / "panel.parquet"
+    mem_mb = 1500
+    rc, log = sbatch(WEEKLY, tmp_path, node_cpus, str(inp), str(out), "--quiet",
+                     options=(f"--mem={mem_mb}M",))
+    assert rc == 0, log
+    assert table(out).equals(table(ref)), log
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["options"]["memory_limit"] == (mem_mb << 20) // 2
+    assert summary["options"]["out_of_core"] is True, summary["options"]
+    assert 0 < summary["peak_rss_bytes"] < mem_mb << 20, summary["peak_rss_bytes"]

@@ -45,6 +45,8 @@ def make_summary(args: argparse.Namespace, popts: PanelOptions, paths: list[Path
         "first_week": str(mm["min"]) if mm["min"] else None,
         "last_week": str(mm["max"]) if mm["max"] else None,
         "warnings": warnings,
+        # this process's peak so far (with Dask: the client's; workers report none)
+        "peak_rss_bytes": _peak_rss(),
         "inputs": [str(p) for p in paths],
         "output": str(args.output),
         "options": {
@@ -61,6 +63,15 @@ def make_summary(args: argparse.Namespace, popts: PanelOptions, paths: list[Path
     if summary["rows_read"] != summary["rows_aggregated"] + summary["rows_rejected"]:
         raise RuntimeError(f"row accounting broke: {summary}")  # a bug, never user input
     return summary
+
+
+def _peak_rss() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib * (1 if sys.platform == "darwin" else 1024)
 
 
 def print_summary(summary: dict, timings: dict[str, float], written: list[Path],

@@ -106,6 +106,42 @@ def commands(tool: str, src: Path, out: Path, limit: str, workers: int, tmp: Pat
     raise ValueError(f"unknown tool {tool!r}; choose from {', '.join(TOOLS)}")
 
 
+def verify_products(src: Path, out: Path, n: int, seed: int = 0) -> list[str]:
+    """The ids of the products, among ``n`` drawn at random from the input, whose rows in
+    ``out`` differ from the panel of their own reviews computed in memory (the spec's panel of
+    a product depends on its reviews only)."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from rcfast.weekly.api import weekly_panel
+
+    source = ds.dataset(str(src))
+    rng = random.Random(seed)
+    total = source.count_rows()
+    picks = set(rng.sample(range(total), min(n, total)))  # rows: busy products as often
+    found, start = set(), 0
+    for batch in source.to_batches(columns=["product_id"]):
+        here = [i - start for i in picks if start <= i < start + batch.num_rows]
+        if here:
+            found.update(batch.column(0).take(pa.array(here)).to_pylist())
+        start += batch.num_rows
+    chosen = pa.array(sorted(p for p in found if p is not None), type=pa.string())
+    mine = source.to_table(filter=pc.field("product_id").isin(chosen))
+    expected = weekly_panel(mine).panel
+    got = ds.dataset(str(out)).to_table(filter=pc.field("product_id").isin(chosen))
+    got = got.replace_schema_metadata(None).cast(expected.schema)
+    bad = []
+    for pid in chosen.to_pylist():
+        a = expected.filter(pc.equal(expected.column("product_id"), pid))
+        b = got.filter(pc.equal(got.column("product_id"), pid))
+        if not a.equals(b):
+            bad.append(pid)
+    return bad
+
+
 def _rows_list(text: str) -> list[int]:
     return [int(float(x)) for x in text.split(",") if x]
 
@@ -132,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the measurements here")
     p.add_argument("--plot", help="write a PNG of time and peak memory against rows here")
     p.add_argument("--timeout", type=float, default=7200, help="seconds per run")
+    p.add_argument("--verify", type=int, default=0, metavar="N",
+                   help="check N random products of each output against the panel of that "
+                        "product's reviews alone, computed in memory (default: 0, no check)")
     return p
 
 
@@ -168,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r.peak_client_bytes / 1e9:>11.2f}  "
                       f"{'yes' if r.returncode == 0 else 'FAILED: ' + r.stderr_tail[-300:]}",
                       flush=True)
+                if args.verify and r.returncode == 0:
+                    bad = verify_products(src, out, args.verify)
+                    print(f"{'':<14}verified {args.verify} random products against their own "
+                          f"reviews: {'all equal' if not bad else f'MISMATCH {bad[:5]}'}",
+                          flush=True)
+                    r.stderr_tail += f" verified={args.verify} mismatches={len(bad)}"
+                    if bad:
+                        r.returncode = 3
                 shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(
                     missing_ok=True)
     meta = {"memory_limit": args.memory_limit, "workers": args.workers,

@@ -22,6 +22,7 @@ import datetime as dt
 import math
 import os
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,5 +263,7 @@ def partition_batches(pieces: list[str], popts: PanelOptions, stats: PanelStats,
     """Stage 2: the panel of one partition, in slices of whole products."""
     if not pieces:
         return
+    t = time.perf_counter()
     columns = load_partition(pieces)
+    stats.timings["load"] = stats.timings.get("load", 0.0) + time.perf_counter() - t
     yield from panel_batches(columns, popts, stats, slice_rows=slice_rows, consume=True)

@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rcfast.ingest.pipeline import _argsort_stable, _order_and_duplicates, _product_rank
+from rcfast.ingest.finalize import _argsort_stable, _order_and_duplicates, _product_rank
 
 _ids = st.sampled_from(["B0A", "B0B", "", "a", "ab", "B07XJ8C8F5", "B07XJ8C8F5X", "Ω",
                         "x" * 16, "x" * 17, "x" * 15, "x" * 15 + "\x00", "z" * 20, "é"])

@@ -283,10 +283,10 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         FileStats,
         Quarantine,
         Spill,
-        finalize_partition,
         run_blocks,
         write_summary,
     )
+    from rcfast.ingest.finalize import finalize_partition
     from rcfast.ingest.sources import StreamState, iter_blocks
 
     stats = [

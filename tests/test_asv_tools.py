@@ -22,14 +22,20 @@ def test_pick_commits_spreads_evenly_and_keeps_the_newest():
     assert A.pick_commits(revs, 1) == ["c21"]
 
 
-def test_compare_fails_only_beyond_the_threshold():
-    key = ("ratios.WeeklySpeedup.track_speedup", ("'polars'", "1000000"))
-    other = ("ratios.WeeklySpeedup.track_speedup", ("'duckdb'", "1000000"))
-    lines, failures = A.compare_ratios({key: 4.0, other: 5.0}, {key: 3.1, other: 6.0}, 0.25)
-    assert failures == [] and len(lines) == 2
-    lines, failures = A.compare_ratios({key: 4.0, other: 5.0}, {key: 2.9, other: 6.0}, 0.25)
-    assert failures == ["WeeklySpeedup('polars', 1000000)"]
-    assert "REGRESSION" in "\n".join(lines)
+def test_compare_gates_the_geometric_mean_over_the_peers():
+    def k(peer):
+        return ("ratios.WeeklySpeedup.track_speedup", (f"'{peer}'", "1000000"))
+
+    old = {k("pandas"): 5.0, k("polars"): 4.0, k("duckdb"): 6.0}
+    # one peer's ratio halves (noise in that peer): the step holds
+    lines, failures = A.compare_ratios(old, {**old, k("polars"): 2.0}, 0.25)
+    assert failures == [] and len(lines) == 4
+    # rcfast 1.5x slower: every ratio falls by a third
+    lines, failures = A.compare_ratios(old, {key: v / 1.5 for key, v in old.items()}, 0.25)
+    assert failures == ["WeeklySpeedup(1000000)"]
+    assert "REGRESSION" in lines[-1] and "-33.3%" in lines[-1]
+    # 20 % slower: within the threshold
+    assert A.compare_ratios(old, {key: v / 1.2 for key, v in old.items()}, 0.25)[1] == []
 
 
 def test_pins_match_the_asv_matrix():

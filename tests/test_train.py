@@ -438,19 +438,19 @@ def runs(tmp_path_factory, real_panel, shm_before) -> dict[str, Path]:
     common = [*TINY, "--max-steps", str(STEPS), "--set", "micro_batch_size=8",
               "--set", "ckpt_every=4"]
     out["one"] = d / "one"
-    _train(real_panel, out["one"], "zero1_bf16_cpu.json", 1, *common, "--set", "grad_accum=2",
+    _train(real_panel, out["one"], "zero1_cpu.json", 1, *common, "--set", "grad_accum=2",
            "--set", "average_last=2")
     for stage in (1, 2, 3):
         out[f"z{stage}"] = d / f"z{stage}"
-        _train(real_panel, out[f"z{stage}"], f"zero{stage}_bf16_cpu.json", 2, *common,
+        _train(real_panel, out[f"z{stage}"], f"zero{stage}_cpu.json", 2, *common,
                "--set", "grad_accum=1", "--no-eval")
     out["killed"] = d / "killed"
-    r = _train(real_panel, out["killed"], "zero2_bf16_cpu.json", 2, *common,
+    r = _train(real_panel, out["killed"], "zero2_cpu.json", 2, *common,
                "--set", "grad_accum=1", "--set", "debug_kill_at_step=5", "--no-eval",
                check=False)
     assert r.returncode != 0, "the debug kill did not stop the run"
     assert not (out["killed"] / "model.pt").exists()
-    _train(real_panel, out["killed"], "zero2_bf16_cpu.json", 2, *common,
+    _train(real_panel, out["killed"], "zero2_cpu.json", 2, *common,
            "--set", "grad_accum=1", "--resume", "--no-eval")
     return out
 
@@ -469,7 +469,8 @@ def test_two_ranks_same_loss_curve_as_one(runs):
     assert len(ref) == STEPS
     for stage in (1, 2, 3):
         got = _losses(runs[f"z{stage}"])
-        # bf16 activations; gradients reduced across ranks vs accumulated on one
+        # bf16 activations where the CPU has native bf16 (precision auto); gradients reduced
+        # across ranks vs accumulated on one
         np.testing.assert_allclose(got, ref, rtol=2e-2, atol=2e-3,
                                    err_msg=f"ZeRO-{stage}, 2 ranks vs 1 rank")
     assert ref[-1] < ref[0], "loss did not fall"
@@ -524,6 +525,10 @@ def test_zero_stages_checkpoint_and_hparams(runs):
         assert hp["world_size"] == 2 and hp["global_batch"] == 16
         assert hp["deepspeed_config"]["zero_optimization"]["stage"] == stage
         assert hp["deepspeed_config"]["gradient_clipping"] == 1.0
+        # precision auto: what this machine's CPU calls for, and why
+        from rcfast.nn.hardware import choose_precision
+        assert hp["precision"] == dict(zip(("chosen", "reason"), choose_precision(
+            "auto", {"bf16": {"enabled": "auto"}}, "cpu")), requested="auto")
         assert len(hp["git"]["commit"]) in (7, 40) or hp["git"]["commit"] == "unknown"
         tag = (run / "checkpoints" / "latest").read_text().strip()
         assert tag == f"step{STEPS:08d}"

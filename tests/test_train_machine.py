@@ -215,3 +215,45 @@ def test_precision_flag_wins_in_a_run(panel, tmp_path):
     assert hp["precision"] == {"requested": "bf16", "chosen": "bf16",
                                "reason": "--precision bf16"}
     assert hp["deepspeed_config"]["bf16"]["enabled"] is True
+
+
+def test_sigusr1_outside_slurm_checkpoints_and_stops(panel, tmp_path):
+    """Without Slurm a SIGUSR1 still checkpoints at the next step boundary and stops with
+    status 75 (nothing to requeue); --resume then finishes the run."""
+    import signal
+
+    out = tmp_path / "r"
+    args = [sys.executable, str(RUN), "--panel", str(panel), "--out", str(out),
+            "--deepspeed_config", str(CONFIGS / "zero1_cpu.json"), *TINY, "--max-steps", "2000"]
+    env = {k: v for k, v in _env().items() if not k.startswith("SLURM_")}
+    p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not _logged_step(out, 5):
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()[1][-3000:]
+            time.sleep(0.1)
+        p.send_signal(signal.SIGUSR1)
+        _, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 75, err[-3000:]
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    stop = [r for r in recs if "requeued" in r]
+    assert len(stop) == 1 and stop[0]["requeued"] is False
+    k = stop[0]["step"]
+    assert 5 <= k < 2000 and (out / "checkpoints" / f"step{k:08d}").is_dir()
+    assert "not a Slurm job" in err and not (out / "model.pt").exists()
+    r = subprocess.run(args + ["--resume", "--max-steps", str(k + 3)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / f"hparams.resume{k}.json").exists() and (out / "model.pt").exists()
+
+
+def _logged_step(run: Path, step: int) -> bool:
+    try:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return False
+    return any(json.loads(x).get("step", 0) >= step for x in lines if x.endswith("}"))

@@ -10,17 +10,22 @@ Launch (panel from ``python -m rcfast.weekly INPUT -o panel.parquet``):
     deepspeed train/run.py --panel panel.parquet --out runs/r1 \
         --deepspeed_config train/configs/zero2_fp16.json
 
-    # CPU, two ranks over gloo, bf16
+    # CPU, two ranks over gloo; precision auto: bf16 where the CPU has native bf16, else fp32
     DS_ACCELERATOR=cpu deepspeed --num_gpus 2 train/run.py --panel panel.parquet \
-        --out runs/cpu --deepspeed_config train/configs/zero2_bf16_cpu.json --max-steps 500
+        --out runs/cpu --deepspeed_config train/configs/zero2_cpu.json --max-steps 500
 
     # a world of one without the launcher; resume a stopped run; override config fields
     python train/run.py --panel panel.parquet --out runs/r1 \
-        --deepspeed_config train/configs/zero1_bf16_cpu.json --resume \
+        --deepspeed_config train/configs/zero1_cpu.json --resume \
         --config train/configs/demo_cpu.yaml --set lr=3e-4 --set n_layers=3
 
     # Slurm: see slurm/train.sbatch (one node) and slurm/train-multinode.sbatch (srun, one task
     # per GPU; this script maps SLURM_PROCID/LOCALID/NTASKS/JOB_NODELIST to the torch variables)
+
+Without ``--master_port`` a single-node launch gets a free rendezvous port (not DeepSpeed's
+29500, which another run may hold). A SIGUSR1 (Slurm's time-limit warning) makes every rank write
+a checkpoint at the next step boundary; rank 0 then runs ``scontrol requeue`` and the run exits
+with status 75; ``--resume`` continues exactly.
 
 The run directory gets: ``hparams.json`` (config, DeepSpeed config, world size, git commit),
 ``metrics.jsonl`` (and ``tb/`` when tensorboard is installed), ``checkpoints/`` (DeepSpeed,

@@ -226,36 +226,38 @@ def split_block(block: Block, ropts: ReadOptions, until_week: int | None, strict
 
 
 def load_partition(pieces: list[str]) -> Columns:
-    """The rows of one partition's pieces (in the given order) as :class:`Columns`."""
-    from rcfast.arrow_io import ProductEncoder
-    from rcfast.kernels import strings
+    """The rows of one partition's pieces (in the given order) as :class:`Columns`.
+
+    Each piece's ids are dictionary-encoded against its block's sorted distinct ids, so the
+    partition's products are the union of a few small sorted dictionaries: Arrow's hash unique
+    and sort of those, then one lookup per dictionary entry, map every row to its final code.
+    """
+    import pyarrow.compute as pc
 
     sources = [pa.ipc.open_file(pa.memory_map(p)) for p in pieces]
-    n = sum(_rows(s) for s in sources)
+    batches = [src.get_batch(i) for src in sources for i in range(src.num_record_batches)]
+    n = sum(b.num_rows for b in batches)
+    dictionaries = [b.column(0).dictionary.cast(pa.large_string()) for b in batches]
+    distinct = pc.unique(pa.chunked_array(dictionaries, type=pa.large_string()))
+    products = distinct.take(pc.sort_indices(distinct))  # byte order, as in memory
+    if products.nbytes < 2**31:
+        products = products.cast(pa.string())
     code = np.empty(n, dtype=np.int32)
     week = np.empty(n, dtype=np.int32)
     rows = np.empty((n, aggregate.ROW_WIDTH), dtype=np.int64)
-    enc = ProductEncoder()
     pos = 0
-    for src in sources:
-        for i in range(src.num_record_batches):
-            batch = src.get_batch(i)
-            m = batch.num_rows
-            code[pos:pos + m] = enc.add([batch.column(0)])
-            week[pos:pos + m] = batch.column(1).to_numpy()
-            buf = batch.column(2).buffers()[1]
-            off = batch.column(2).offset
-            rows[pos:pos + m] = np.frombuffer(buf, dtype=np.int64).reshape(
-                -1, aggregate.ROW_WIDTH)[off:off + m]
-            pos += m
-    del sources
-    mapping, products = enc.finish()
-    strings.remap(code, mapping)
+    for batch, dictionary in zip(batches, dictionaries):
+        m = batch.num_rows
+        ids = batch.column(0)
+        final = pc.index_in(dictionary, value_set=products).to_numpy().astype(np.int32)
+        code[pos:pos + m] = final[ids.indices.to_numpy()]
+        week[pos:pos + m] = batch.column(1).to_numpy()
+        packed = batch.column(2)
+        rows[pos:pos + m] = np.frombuffer(packed.buffers()[1], dtype=np.int64).reshape(
+            -1, aggregate.ROW_WIDTH)[packed.offset:packed.offset + m]
+        pos += m
+    del batches, sources
     return Columns(products, code, week, rows)
-
-
-def _rows(source) -> int:
-    return sum(source.get_batch(i).num_rows for i in range(source.num_record_batches))
 
 
 def partition_batches(pieces: list[str], popts: PanelOptions, stats: PanelStats,

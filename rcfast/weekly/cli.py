@@ -1,4 +1,4 @@
-"""``python -m rcfast.weekly`` — the weekly per-product panel of SPEC-weekly.md.
+"""``python -m rcfast.weekly`` — the weekly per-product panel of docs/spec-weekly.md.
 
 Examples::
 
@@ -20,6 +20,7 @@ import os
 import sys
 import pyarrow as pa
 
+from rcfast._cli import add_common_arguments, setup_logging
 from rcfast.arrow_io import InputError
 from rcfast.weekly.run import WeeklyJob, run_job
 
@@ -29,7 +30,9 @@ log = logging.getLogger("rcfast.weekly")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rcfast.weekly",
-        description="Weekly per-product panel (SPEC-weekly.md) from normalized review Parquet.",
+        description="Weekly per-product panel (its columns: docs/spec-weekly.md) from normalized "
+                    "review Parquet. Over its memory limit it runs out of core; with "
+                    "--workers or a scheduler, on Dask.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("Examples::", 1)[1] if __doc__ else None)
     p.add_argument("inputs", nargs="*", metavar="INPUT",
@@ -80,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["snappy", "zstd", "lz4", "gzip", "none"],
                    help="Parquet codec of the panel (default snappy, pyarrow's default: fast "
                         "to write; zstd gives ~25%% smaller files for ~60%% more write time)")
-    p.add_argument("--quiet", action="store_true", help="no progress and no summary table")
+    add_common_arguments(p)
     return p
 
 
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the reason
         return int(exc.code or 0)
+    setup_logging("rcfast.weekly", quiet=args.quiet)
     gc_was_enabled = gc.isenabled()
     # Dask's scheduler and workers need pandas; the in-process run does not
     in_process = not ((args.workers or 1) > 1 or args.scheduler or args.scheduler_file)

@@ -58,7 +58,8 @@ class WeeklyJob:
     memory_limit: str | int | None = None  #: bytes or "4GB"; each worker's with Dask
     tmp_dir: str | None = None  #: scratch of out-of-core and distributed runs
     compression: str = "snappy"  #: Parquet codec of the panel
-    quiet: bool = True  #: no progress and no summary on the terminal
+    quiet: bool = True  #: warnings and errors only: no progress, no summary table
+    no_progress: bool = False  #: no progress output (the summary table still)
     demo: bool = False  #: the generated demo data as input
     demo_rows: int = 2_000_000  #: rows of demo data
 
@@ -104,7 +105,7 @@ def run_job(args: WeeklyJob) -> dict:
             raise InputError(f"--{name} must be >= 1, got {value} (leave it out for the default)")
     workers = args.workers or 1
     threads = args.threads or max(1, cpus // workers)
-    progress = not args.quiet
+    progress = not (args.quiet or args.no_progress)
     distributed = bool(workers > 1 or args.scheduler or args.scheduler_file or args.client)
     arrangement = {"workers": workers, "threads": threads,
                    "engine": "dask" if distributed else "in-process"}
@@ -124,7 +125,7 @@ def run_job(args: WeeklyJob) -> dict:
         summary, written, worker_timings = run_distributed(args, paths, ropts, popts, workers,
                                                            threads, progress, arrangement)
         timings.update(worker_timings)
-        return report(args, summary, written, timings, t0, progress)
+        return report(args, summary, written, timings, t0)
     if scratch is not None:
         if args.partitions:
             part_rows = max(1, -(-parquet_rows(paths) // args.partitions))
@@ -132,8 +133,6 @@ def run_job(args: WeeklyJob) -> dict:
                                          partition_rows=part_rows,
                                          block_rows=min(memory.block_rows, part_rows))
         log.info("%s", memory.describe())
-        if progress:
-            print(f"rcfast.weekly: {memory.describe()}", file=sys.stderr)
         init_numba()
         spill_dir = scratch.__enter__()
         try:
@@ -179,14 +178,14 @@ def run_job(args: WeeklyJob) -> dict:
     overlapped = sum(v for k, v in stats.timings.items()
                      if k in ("load", "group", "aggregate", "features", "wrap"))
     timings["write"] = time.perf_counter() - t - overlapped
-    return report(args, summary, written, timings, t0, progress)
+    return report(args, summary, written, timings, t0)
 
 
 def report(args: WeeklyJob, summary: dict, written: list[Path], timings: dict,
-           t0: float, progress: bool) -> dict:
+           t0: float) -> dict:
     """Print the summary (or only its warnings with --quiet); return it with the timings."""
     timings["total"] = time.perf_counter() - t0
-    if progress:
+    if not args.quiet:
         print_summary(summary, timings, written)
         if args.demo:
             print_preview(pq.read_table(written[0]))
@@ -232,8 +231,8 @@ def run_distributed(args: WeeklyJob, paths: list[Path], ropts: ReadOptions,
     scratch = ScratchDir(args.tmp_dir if args.tmp_dir or local else data_path.parent)
     parts_dir = None
     try:
-        if progress and client.dashboard_link and "None" not in client.dashboard_link:
-            print(f"rcfast.weekly: Dask dashboard at {client.dashboard_link}", file=sys.stderr)
+        if client.dashboard_link and "None" not in client.dashboard_link:
+            log.info("Dask dashboard at %s", client.dashboard_link)
         with scratch as spill_dir:
             parts_dir = parts_directory(args.output, spill_dir)
             run = weekly_on_cluster(client, paths, ropts, popts, parts_dir=parts_dir,

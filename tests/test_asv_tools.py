@@ -74,7 +74,7 @@ def test_landing_links_and_local_scripts(asv_index):
     html = index.read_text()
     assert html.count('id="rcfast-views"') == 1
     assert html.count('class="rcfast-view"') == len(A.VIEWS)
-    assert "#weekly.WeeklyStep.time_weekly?machine=box&x-axis=tool&y-axis-scale=log" in html
+    assert "#weekly.WeeklyStep.time_weekly?machine=box&x-axis=rows&y-axis-scale=log" in html
     assert not re.search(r'<script[^>]*src="https?://', html)
     for ref in re.findall(r'(?:src|href)="(vendor/[^"]+)"', html):
         assert (asv_index / ref).is_file(), ref

@@ -331,20 +331,22 @@ def cmd_compare(argv: list[str]) -> int:
     return 0
 
 
-#: The landing page's links: (title, hash route). ``{m}`` is the machine.
+#: The landing page's links: (title, hash route). ``{m}`` is the machine. asv's graph page reads
+#: ``p-<param>=<value as the param's repr>`` as a parameter choice (a bare ``<param>=`` would
+#: filter on an environment variable of that name and match nothing).
 VIEWS = [
     ("Speed-up over pandas, Polars, DuckDB: weekly step, across commits (log)",
      "ratios.WeeklySpeedup.track_speedup?machine={m}&y-axis-scale=log"),
     ("Speed-up over pandas, Polars, DuckDB: combine step, across commits (log)",
      "ratios.CombineSpeedup.track_speedup?machine={m}&y-axis-scale=log"),
-    ("Weekly step: rcfast vs the pandas baselines by tool (log)",
-     "weekly.WeeklyStep.time_weekly?machine={m}&x-axis=tool&y-axis-scale=log&mode=sparse"),
+    # one line per tool: asv draws a category x axis (x-axis=tool) as bars, which stay empty
+    # in chromium with this asv, so "by tool" is the tools' lines over the commits
+    ("Weekly step: rcfast vs pandas and pandas-rolling by tool and size, across commits (log)",
+     "weekly.WeeklyStep.time_weekly?machine={m}&y-axis-scale=log&p-mode=%27sparse%27"),
     ("Weekly step: rcfast vs the pandas baselines by input size (log)",
-     "weekly.WeeklyStep.time_weekly?machine={m}&x-axis=rows&y-axis-scale=log&mode=sparse"),
-    ("Weekly step: seconds across commits, 1M rows (log)",
-     "weekly.WeeklyStep.time_weekly?machine={m}&y-axis-scale=log&mode=sparse&rows=1000000"),
-    ("Combine step: rcfast vs pandas, pyarrow, DuckDB, Polars by tool (log)",
-     "combine.Combine.time_combine?machine={m}&x-axis=tool&y-axis-scale=log"),
+     "weekly.WeeklyStep.time_weekly?machine={m}&x-axis=rows&y-axis-scale=log&p-mode=%27sparse%27"),
+    ("Combine step: rcfast vs pandas, pyarrow, DuckDB, Polars by tool, across commits (log)",
+     "combine.Combine.time_combine?machine={m}&y-axis-scale=log"),
     ("Regressions asv found", "regressions"),
 ]
 _MARK = "<!-- rcfast-views -->"
@@ -442,7 +444,7 @@ def find_chromium() -> str | None:
     return None
 
 
-def chromium(url: str, *args: str, budget_ms: int = 20_000, timeout: float = 180) -> str:
+def chromium(url: str, *args: str, budget_ms: int = 60_000, timeout: float = 300) -> str:
     """Load ``url`` in headless chromium (``args``: e.g. ``--dump-dom``); its stdout. The
     virtual time budget lets the page's scripts load the JSON and draw before the dump."""
     exe = find_chromium()
@@ -484,6 +486,26 @@ def _active_buttons(dom: str) -> list[str]:
     return re.findall(r'<a[^>]*class="[^"]*\bactive\b[^"]*"[^>]*>([^<]*)', dom)
 
 
+#: Strongly coloured pixels a graph with data has at least, the legend left out (one commit's
+#: markers give ~100, lines across the window thousands, an empty plot 0).
+MIN_DRAWN_PIXELS = 60
+
+
+def coloured_pixels(png: Path) -> int:
+    """Pixels of the plot area (right of asv's 200-px navigation, below its navbar) whose
+    colour is saturated: the series' lines and markers, not the greys of axes and text; the
+    legend's colour boxes (top left of the plot, up to 8 entries) are masked."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+    sat = (a.max(axis=2) - a.min(axis=2)) > 80
+    sat[:60, :] = False
+    sat[:, :200] = False
+    sat[100:260, 250:300] = False
+    return int(sat.sum())
+
+
 def check_dashboard(base_url: str, machine: str) -> list[str]:
     """What is wrong with the published dashboard at ``base_url``, as seen by chromium."""
     problems = []
@@ -513,6 +535,14 @@ def check_dashboard(base_url: str, machine: str) -> list[str]:
         labels = re.findall(r'legendLabel">([^<]*)', dom)
         if not labels:
             problems.append(f"{title}: the graph has no series")
+        # Flot draws the data on a canvas, out of the DOM's sight: count the plot area's
+        # strongly coloured pixels in a screenshot (the legend's boxes alone give ~300)
+        with tempfile.TemporaryDirectory(prefix="rcfast-shot-") as d:
+            shot = Path(d) / "view.png"
+            chromium(url, "--window-size=1400,900", f"--screenshot={shot}")
+            drawn = coloured_pixels(shot)
+        if drawn < MIN_DRAWN_PIXELS:
+            problems.append(f"{title}: no data drawn ({drawn} coloured pixels in the plot)")
     return problems
 
 

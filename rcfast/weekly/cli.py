@@ -21,7 +21,7 @@ import sys
 import pyarrow as pa
 
 from rcfast._cli import add_common_arguments, setup_logging
-from rcfast.arrow_io import InputError
+from rcfast.errors import InputError
 from rcfast.weekly.run import WeeklyJob, run_job
 
 log = logging.getLogger("rcfast.weekly")

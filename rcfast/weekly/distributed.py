@@ -23,7 +23,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rcfast.arrow_io import InputError, ReadOptions, parquet_rows
+from rcfast.arrow_io import ReadOptions, parquet_rows
+from rcfast.errors import InputError
 from rcfast.loader import Rejects
 from rcfast.panel import PanelOptions, PanelStats, panel_schema
 from rcfast.weekly.partitions import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rcfast.arrow_io import InputError
+from rcfast.errors import InputError
 from rcfast.kernels.time import MONDAY_SHIFT_MS, MS_PER_WEEK
 
 

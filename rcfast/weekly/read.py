@@ -3,23 +3,11 @@ plain arrays by :func:`rcfast.loader.load_batches`."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rcfast.arrow_io import ReadOptions, parquet_rows, read_batches
 from rcfast.loader import Rejects, load_batches
 from rcfast.panel import Columns
-
-
-def available_cpus() -> int:
-    """Cores this process may use: ``SLURM_CPUS_PER_TASK`` inside a Slurm job, else affinity."""
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK")
-    if slurm and slurm.isdigit() and int(slurm) > 0:
-        return int(slurm)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
 
 
 def load(paths: list[Path], ropts: ReadOptions, until_week: int | None, strict: bool,

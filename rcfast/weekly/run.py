@@ -15,7 +15,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from rcfast.arrow_io import InputError, ReadOptions, parquet_rows, resolve_inputs
+from rcfast.arrow_io import ReadOptions, parquet_rows, resolve_inputs
+from rcfast.errors import InputError
 from rcfast.panel import (
     DEFAULT_LAGS,
     DEFAULT_WINDOWS,
@@ -25,10 +26,15 @@ from rcfast.panel import (
     panel_schema,
 )
 from rcfast.publish import ScratchDir, remove_stale
-from rcfast.resources import DEFAULT_MEMORY_SHARE, available_memory, parse_size
+from rcfast.resources import (
+    DEFAULT_MEMORY_SHARE,
+    available_cpus,
+    available_memory,
+    parse_size,
+)
 from rcfast.schema import parse_mapping
 from rcfast.weekly.options import parse_int_list, parse_until
-from rcfast.weekly.read import available_cpus, load
+from rcfast.weekly.read import load
 from rcfast.weekly.spill import plan_memory, spilled_panel
 from rcfast.weekly.summary import make_summary, print_preview, print_summary
 from rcfast.weekly.write import PanelWriter, check_output_path, output_paths

@@ -48,9 +48,10 @@ BACKFILL_ATTRS = ["rounds=1", "repeat=3", "warmup_time=0"]
 #: ``compare`` runs only these.
 RATIO_BENCH = [r"^ratios\."]
 #: ``compare`` fails when a step's speed-ups (their geometric mean over the peers) fall by more
-#: than this fraction: about twice the largest fall seen between runs of the same code on a
-#: loaded two-core machine (13 %; a single peer's ratio fell by up to 51 %; docs/asv.md).
-DEFAULT_THRESHOLD = 0.25
+#: than this fraction: above the largest fall seen between runs of the same code on a loaded
+#: two-core machine (18 %; a single peer's ratio fell by up to 51 %; docs/asv.md), below the
+#: real fall it found (40 %).
+DEFAULT_THRESHOLD = 0.30
 
 
 def _log(msg: str) -> None:

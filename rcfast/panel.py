@@ -36,7 +36,7 @@ class Columns:
 
     products: pa.Array  #: unique product ids, byte order
     product_code: np.ndarray  #: int32
-    week: np.ndarray  #: int32 week index (SPEC-weekly.md, "Weeks")
+    week: np.ndarray  #: int32 week index (docs/spec-weekly.md, "Weeks")
     rows: np.ndarray  #: int64 [n, ROW_WIDTH]: rating bits, helpful votes, text_len and flags
 
     @classmethod
@@ -94,7 +94,7 @@ class PanelStats:
 
 
 def panel_schema(opts: PanelOptions) -> pa.Schema:
-    """Columns of the panel, in order (SPEC-weekly.md, "Output columns")."""
+    """Columns of the panel, in order (docs/spec-weekly.md, "Output columns")."""
     fields = [
         pa.field("product_id", pa.string(), nullable=False),
         pa.field("week_start", pa.date32(), nullable=False),

@@ -1,4 +1,4 @@
-"""Independent implementations of the weekly panel (SPEC-weekly.md) with mainstream tools.
+"""Independent implementations of the weekly panel (docs/spec-weekly.md) with mainstream tools.
 
 They are rcfast's competitors in ``python -m rcfast.bench weekly`` and a cross-check of its
 kernels, so each is written the way a competent user of the tool would write it, sharing no

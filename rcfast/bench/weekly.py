@@ -4,7 +4,7 @@ For each input size the normalized Parquet file is generated once with :mod:`rcf
 cached, see :func:`rcfast.synth.demo_parquet`), then every tool runs in its own fresh Python
 process (:func:`rcfast.bench._harness.run_measured`) so that its peak RSS is its own. Inside the
 child the tool is imported first, then the timed part (``compute_s``) reads the Parquet file,
-computes the full panel (SPEC-weekly.md, sparse, windows 4,12,52, lags 1,2,4) and writes it as
+computes the full panel (docs/spec-weekly.md, sparse, windows 4,12,52, lags 1,2,4) and writes it as
 Parquet. ``wall_s`` is the whole process, interpreter start and imports included.
 
 Before timing, rcfast runs once on a tiny file so that Numba's on-disk cache is warm (a user pays

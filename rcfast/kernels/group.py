@@ -319,3 +319,58 @@ def week_runs(sw, offsets):
                 run_start[g] = t
                 g += 1
     return group_offsets, run_start
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def split_by_code_ranges(code, week, rows, bounds, n_blocks):
+    """Rows cut into partitions of product codes: partition ``p`` holds the rows with
+    ``bounds[p] <= code < bounds[p + 1]``, codes made relative to ``bounds[p]``; rows set aside
+    (``code < 0``) are dropped. Each partition's rows keep their input order (blocks of rows
+    are counted, then scattered, in order). Returns ``(offsets, code, week, rows)`` with
+    partition ``p`` at ``offsets[p]:offsets[p + 1]``."""
+    n = code.shape[0]
+    n_parts = bounds.shape[0] - 1
+    nb = max(1, min(n_blocks, n // 65536 + 1))
+    block = (n + nb - 1) // nb
+    part = np.empty(n, dtype=np.int32)
+    counts = np.zeros((nb, n_parts), dtype=np.int64)
+    for t in prange(nb):
+        for i in range(t * block, min(n, (t + 1) * block)):
+            c = code[i]
+            if c < 0:
+                part[i] = -1
+                continue
+            lo, hi = 0, n_parts - 1  # the number of inner bounds (bounds[1:-1]) <= c
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if bounds[mid + 1] <= c:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            part[i] = lo
+            counts[t, lo] += 1
+    starts = np.empty((nb, n_parts), dtype=np.int64)
+    offsets = np.zeros(n_parts + 1, dtype=np.int64)
+    total = 0
+    for p in range(n_parts):
+        offsets[p] = total
+        for t in range(nb):
+            starts[t, p] = total
+            total += counts[t, p]
+    offsets[n_parts] = total
+    code_out = np.empty(total, dtype=np.int32)
+    week_out = np.empty(total, dtype=np.int32)
+    rows_out = np.empty((total, rows.shape[1]), dtype=rows.dtype)
+    for t in prange(nb):
+        pos = starts[t].copy()
+        for i in range(t * block, min(n, (t + 1) * block)):
+            p = part[i]
+            if p < 0:
+                continue
+            j = pos[p]
+            pos[p] = j + 1
+            code_out[j] = code[i] - bounds[p]
+            week_out[j] = week[i]
+            for k in range(rows.shape[1]):
+                rows_out[j, k] = rows[i, k]
+    return offsets, code_out, week_out, rows_out

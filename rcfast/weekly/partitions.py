@@ -27,12 +27,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rcfast.arrow_io import ReadOptions, map_columns, open_parquet, read_batches
-from rcfast.kernels import aggregate
+from rcfast.kernels import aggregate, group
 from rcfast.loader import Rejects, load_batches
 from rcfast.panel import Columns, PanelOptions, PanelStats, panel_batches
 
@@ -200,27 +201,31 @@ def split_block(block: Block, ropts: ReadOptions, until_week: int | None, strict
                 plan: PartitionPlan, scratch: Path, name: str) -> SplitResult:
     """Stage 1: read and check one block, write its kept rows as one piece per partition
     (``scratch/pPPPPP/NAME.arrow``)."""
-    columns, rej, rows_read = load_batches(read_batches(block.path, ropts, block.row_groups),
-                                           block.rows, ropts, until_week, strict)
-    code = columns.product_code
+    from rcfast.weekly.read import Prefetch
+
+    # the next batch's Parquet decoding (pyarrow, no GIL) overlaps this one's kernels
+    reader = Prefetch(read_batches(block.path, ropts, block.row_groups))
+    try:
+        columns, rej, rows_read = load_batches(reader, block.rows, ropts, until_week, strict)
+    finally:
+        reader.close()
     bounds = _product_bounds(columns.products, plan.splitters)
-    part = np.searchsorted(bounds[1:-1], code, side="right").astype(np.int32)
-    part[code < 0] = -1
-    order = np.argsort(part, kind="stable")  # the rows of a partition keep their input order
-    edges = np.searchsorted(part[order], np.arange(plan.n_parts + 1, dtype=np.int32))
+    offsets, code, week, rows = group.split_by_code_ranges(
+        columns.product_code, columns.week, columns.rows, bounds, numba.get_num_threads())
+    del columns.product_code, columns.week, columns.rows
     part_rows, pieces = [], []
     for p in range(plan.n_parts):
-        idx = order[edges[p]:edges[p + 1]]
-        part_rows.append(int(idx.shape[0]))
-        if idx.shape[0] == 0:
+        a, b = int(offsets[p]), int(offsets[p + 1])
+        part_rows.append(b - a)
+        if b == a:
             pieces.append(None)
             continue
         lo, hi = int(bounds[p]), int(bounds[p + 1])
         where = scratch / f"p{p:05d}"
         where.mkdir(parents=True, exist_ok=True)
         path = where / f"{name}.arrow"
-        _write_piece(path, columns.products.slice(lo, hi - lo), code[idx] - np.int32(lo),
-                     columns.week[idx], columns.rows[idx])
+        _write_piece(path, columns.products.slice(lo, hi - lo), code[a:b], week[a:b],
+                     rows[a:b])
         pieces.append(str(path))
     return SplitResult(rows_read, rej, part_rows, pieces)
 
@@ -229,8 +234,8 @@ def load_partition(pieces: list[str]) -> Columns:
     """The rows of one partition's pieces (in the given order) as :class:`Columns`.
 
     Each piece's ids are dictionary-encoded against its block's sorted distinct ids, so the
-    partition's products are the union of a few small sorted dictionaries: Arrow's hash unique
-    and sort of those, then one lookup per dictionary entry, map every row to its final code.
+    partition's products are the union of a few small dictionaries: one Arrow hash pass and one
+    sort of the distinct ids give every dictionary entry its final code.
     """
     import pyarrow.compute as pc
 
@@ -238,19 +243,25 @@ def load_partition(pieces: list[str]) -> Columns:
     batches = [src.get_batch(i) for src in sources for i in range(src.num_record_batches)]
     n = sum(b.num_rows for b in batches)
     dictionaries = [b.column(0).dictionary.cast(pa.large_string()) for b in batches]
-    distinct = pc.unique(pa.chunked_array(dictionaries, type=pa.large_string()))
-    products = distinct.take(pc.sort_indices(distinct))  # byte order, as in memory
+    # one hash pass over every piece's dictionary (the unified dictionary of the chunks), one
+    # sort of the distinct ids: final code of a dictionary entry = rank of its id
+    encoded = pc.dictionary_encode(pa.chunked_array(dictionaries, type=pa.large_string()))
+    distinct = (encoded.chunk(0).dictionary if encoded.num_chunks
+                else pa.array([], type=pa.large_string()))
+    order = pc.sort_indices(distinct).to_numpy()  # byte order, as in memory
+    rank = np.empty(order.shape[0], dtype=np.int32)
+    rank[order] = np.arange(order.shape[0], dtype=np.int32)
+    products = distinct.take(pa.array(order))
     if products.nbytes < 2**31:
         products = products.cast(pa.string())
     code = np.empty(n, dtype=np.int32)
     week = np.empty(n, dtype=np.int32)
     rows = np.empty((n, aggregate.ROW_WIDTH), dtype=np.int64)
     pos = 0
-    for batch, dictionary in zip(batches, dictionaries):
+    for k, batch in enumerate(batches):
         m = batch.num_rows
-        ids = batch.column(0)
-        final = pc.index_in(dictionary, value_set=products).to_numpy().astype(np.int32)
-        code[pos:pos + m] = final[ids.indices.to_numpy()]
+        final = rank[encoded.chunk(k).indices.to_numpy()]
+        code[pos:pos + m] = final[batch.column(0).indices.to_numpy()]
         week[pos:pos + m] = batch.column(1).to_numpy()
         packed = batch.column(2)
         rows[pos:pos + m] = np.frombuffer(packed.buffers()[1], dtype=np.int64).reshape(

@@ -40,8 +40,9 @@ IN_MEMORY_BYTES_PER_ROW = 85
 #: pyarrow, a split block, the writer's slices): ~560 MB measured at 31.8M reviews.
 PROCESS_BASE = 600 << 20
 #: Bytes a partition's row takes while its panel is computed (the same arrays as in memory,
-#: plus its panel slices): 58-78 measured between 3.2M and 10.6M-row partitions.
-PARTITION_BYTES_PER_ROW = 80
+#: plus its panel slices), or a split block's row with its cut copy: with 100, 31.8M reviews
+#: under a 1 GB limit peaked at 0.96-0.98 GiB (with 80: 1.04-1.19 GB).
+PARTITION_BYTES_PER_ROW = 100
 #: Rows of one partition at most: larger ones are no faster (the kernels are linear), and
 #: smaller partitions keep a default run well below the limit.
 PARTITION_ROWS_MAX = 16 << 20

@@ -41,7 +41,7 @@ IN_MEMORY_BYTES_PER_ROW = 85
 PROCESS_BASE = 600 << 20
 #: Bytes a partition's row takes while its panel is computed (the same arrays as in memory,
 #: plus its panel slices), or a split block's row with its cut copy: with 100, 31.8M reviews
-#: under a 1 GB limit peaked at 0.96-0.98 GiB (with 80: 1.04-1.19 GB).
+#: under a 1 GB limit peaked at 0.98-0.99 GB (with 80: 1.04-1.19 GB).
 PARTITION_BYTES_PER_ROW = 100
 #: Rows of one partition at most: larger ones are no faster (the kernels are linear), and
 #: smaller partitions keep a default run well below the limit.

@@ -106,7 +106,7 @@ class ForecastModel(nn.Module):
         return mu, alpha
 
 
-#: Parameter names of torch's encoder layer (the model's layers until 2026-11-28) -> Block's.
+#: Parameter names of torch's encoder layer (the layers of earlier model.pt files) -> Block's.
 _TORCH_LAYER_NAMES = {"self_attn.in_proj_weight": "qkv.weight",
                       "self_attn.in_proj_bias": "qkv.bias", "self_attn.out_proj.": "proj.",
                       "linear1.": "ff1.", "linear2.": "ff2.", "norm1.": "ln1.", "norm2.": "ln2."}

@@ -121,9 +121,8 @@ def arrow_pool_for_run() -> pa.MemoryPool | None:
     with ``ARROW_DEFAULT_MEMORY_POOL`` or pyarrow was built without it (then None: keep the
     default).
 
-    Measured on the 31.8M-row benchmark input (2 cores, 2026-11-28, 14 alternating pairs of
-    CLI runs): jemalloc was faster than the wheel's default mimalloc in 13, 7.24 s vs 7.68 s
-    mean total, with 2.78-2.87 vs 2.86-3.02 GB peak RSS; the gain is in the Parquet read, where
+    jemalloc made the 31.8M-review run ~6 % faster than the wheel's default mimalloc, with
+    less peak memory (figures in docs/benchmarks.md); the gain is in the Parquet read, where
     Arrow allocates its buffers.
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):

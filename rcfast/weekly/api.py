@@ -43,8 +43,9 @@ def _as_table(data: Any) -> pa.Table:
         return data
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
-    if hasattr(data, "fetch_arrow_table"):  # DuckDB relation or connection result
-        return data.fetch_arrow_table()
+    for name in ("to_arrow_table", "fetch_arrow_table"):  # DuckDB (the first is newer)
+        if hasattr(data, name):
+            return getattr(data, name)()
     try:
         return pa.table(data)
     except (TypeError, ValueError, pa.ArrowInvalid) as exc:

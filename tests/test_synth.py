@@ -14,6 +14,8 @@ import zstandard
 
 from rcfast import synth
 from rcfast.schema import NORMALIZED_SCHEMA
+from rcfast.synth.catalog import _catalog
+from rcfast.synth.lifecycle import _RAMP_DAYS, _dynamics
 
 
 def _table(n: int, seed: int = 0, **kw) -> pa.Table:
@@ -197,8 +199,8 @@ def test_cli(tmp_path, capsys):
 
 
 def test_popularity_waves_are_smooth_random_functions():
-    cat = synth._catalog(1_200_000, 0, 100_000)
-    dyn = synth._dynamics(cat, np.arange(2_000))
+    cat = _catalog(1_200_000, 0, 100_000)
+    dyn = _dynamics(cat, np.arange(2_000))
     days = np.arange(19_000, 19_000 + 3 * 365)
     g = dyn.log_wave(days[None, :])                          # (products, days)
     assert g.shape == (2_000, days.size) and g.max() <= 0
@@ -208,6 +210,6 @@ def test_popularity_waves_are_smooth_random_functions():
         return float((x[:, :-lag] * x[:, lag:]).mean() / x.var())
     assert corr(7) > 0.9 and corr(365) < 0.3                 # smooth in weeks, not in years
     # a function of the product index only: the oracle recomputes the same parameters
-    again = synth._dynamics(cat, np.arange(2_000)[::-1])
+    again = _dynamics(cat, np.arange(2_000)[::-1])
     np.testing.assert_array_equal(again.omega[::-1], dyn.omega)
-    assert np.median(dyn.ramp_days) == pytest.approx(synth._RAMP_DAYS, rel=0.15)
+    assert np.median(dyn.ramp_days) == pytest.approx(_RAMP_DAYS, rel=0.15)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import TrainConfig
-from .data import N_STATIC_FEATURES, N_STEP_FEATURES
+from .windows import N_STATIC_FEATURES, N_STEP_FEATURES
 
 
 class Block(nn.Module):

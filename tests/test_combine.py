@@ -19,7 +19,7 @@ import zstandard
 from hash_reference import fnv_hash_py
 
 from rcfast.combine import PARTITIONING_KEY, combine, main
-from rcfast.ingest.formats import hash_strings
+from rcfast.ingest.string_hashes import hash_strings
 from rcfast.ingest.sources import InputError
 
 REAL = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"

@@ -75,7 +75,7 @@ def test_partition_hash_every_form_matches_reference(ids, cut):
     plain-Python reference, nulls (hash 0) and sliced arrays included."""
     from hash_reference import fnv_hash_py
 
-    from rcfast.ingest.formats import hash_strings
+    from rcfast.ingest.string_hashes import hash_strings
 
     fixed = [None if s is None else s.ljust(7, "x")[:7] for s in ids]
     for arr in (pa.array(ids, pa.string()), pa.array(fixed, pa.string()),

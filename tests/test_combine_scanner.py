@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from hash_reference import text_hash_py
 
-from rcfast.ingest.formats import text_hashes
+from rcfast.ingest.string_hashes import text_hashes
 from rcfast.kernels.ingest_hash import text_hash_strings
 from rcfast.kernels.ingest_json import (
     KIND_BOOL,

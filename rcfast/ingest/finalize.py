@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .formats import _string_buffers, hash_strings, output_schema
+from .normalize import output_schema
+from .string_hashes import _string_buffers, hash_strings
 
 if TYPE_CHECKING:
     from .pipeline import Spill

@@ -33,7 +33,7 @@ import pyarrow as pa
 from rcfast.errors import StrictFailure
 
 from .blocks import BlockProcessor, BlockResult, get_scanner, partition_ids  # noqa: F401 (API)
-from .formats import output_schema
+from .normalize import output_schema
 
 
 PARTITION_HASH = "fnv1a64-murmur3fmix-xorlen"

@@ -6,7 +6,6 @@ Accounting, per input file and in total: lines_read = rows_written + duplicates 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -140,37 +139,6 @@ def _prepare_output(out: str, inputs: list[str]) -> tuple[str, str]:
     return out_abs, tmp
 
 
-def _json_sample_schema(det: Detected):
-    import pyarrow as pa
-    import pyarrow.json as pajson
-
-    from rcfast.ingest.sources import peek
-
-    head = peek(det.path, det.compression)
-    lines = head.split(b"\n")[:-1] if not head.endswith(b"\n") else head.split(b"\n")
-    # per line, then merged: a field whose type differs between lines ("votes": 3 here, "3"
-    # there) keeps its first type (int and float give float); rows with the other type are
-    # then quarantined as wrong_type instead of stopping the run
-    types: dict[str, pa.DataType] = {}
-    for ln in lines[:1000]:
-        try:
-            t = pajson.read_json(io.BytesIO(ln))
-        except (pa.ArrowInvalid, ValueError):
-            continue
-        if t.num_rows != 1:
-            continue
-        for f in t.schema:
-            old = types.get(f.name)
-            if old is None or pa.types.is_null(old):
-                types[f.name] = f.type
-            elif old != f.type and all(pa.types.is_integer(x) or pa.types.is_floating(x)
-                                       for x in (old, f.type)):
-                types[f.name] = pa.float64()
-    if not types:
-        return None
-    return pa.schema(list(types.items()))
-
-
 def combine(
     inputs: list[str],
     out: str,
@@ -226,7 +194,7 @@ def _combine(paths, out, *, fmt, mapping, strict, keep_text, keep_duplicates,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from rcfast.ingest.formats import make_plan
+    from rcfast.ingest.formats import _json_sample_schema, make_plan
     from rcfast.ingest.sources import category_from_name, detect_format
     from rcfast.schema import parse_mapping
 
@@ -287,7 +255,8 @@ def _run(paths, detected, plans, tmp, out_abs, n_parts, workers, strict, keep_te
         write_summary,
     )
     from rcfast.ingest.finalize import finalize_partition
-    from rcfast.ingest.sources import StreamState, iter_blocks
+    from rcfast.ingest.decompress import StreamState
+    from rcfast.ingest.raw_blocks import iter_blocks
 
     stats = [
         FileStats(p, d.format, d.compression, os.path.getsize(p), pl.category)

@@ -265,7 +265,7 @@ def test_bench_skips_missing_rcfast(monkeypatch, capsys):
 
 
 def test_compare_panels(tmp_path, edge_path):
-    from rcfast.bench.weekly import compare_panels
+    from rcfast.bench.panel_compare import compare_panels
 
     t = B.panel_pandas(edge_path)
     pq.write_table(t, tmp_path / "a.parquet")
@@ -398,7 +398,7 @@ def test_without_ewm_is_the_panel_less_its_ewm_column(synth_path, fn, kw):
 
 
 def test_bench_compares_a_noewm_peer_on_the_shared_columns(tmp_path, synth_path):
-    from rcfast.bench.weekly import compare_panels
+    from rcfast.bench.panel_compare import compare_panels
 
     pq.write_table(B.panel_duckdb(synth_path), tmp_path / "a.parquet")
     pq.write_table(B.panel_polars(synth_path, ewm=False), tmp_path / "b.parquet")

@@ -28,22 +28,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import math
-import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rcfast.bench._harness import Measurement, run_measured
+from rcfast.bench.machine import machine_info
+from rcfast.bench.panel_compare import compare_panels, product_sample
+from rcfast.bench.weekly_report import Report, Result, format_table, plot
 
 #: ``*-noewm``: the peer without the EWM column (the issue's fair stand-in for a peer that has
 #: no native form of it); compared with the others on the columns they share.
@@ -53,8 +50,6 @@ DEFAULT_TOOLS = TOOLS[:5]
 #: Compare the panels completely up to this many input rows, a sample of products above.
 FULL_CHECK_ROWS = 4_000_000
 SAMPLE_PRODUCTS = 20_000
-RTOL = 1e-9
-ATOL = 1e-12
 
 _CHILD = """
 import sys, time
@@ -93,57 +88,6 @@ _TOOL_CODE = {
                      "from rcfast.baselines import panel_duckdb",
                      "pq.write_table(panel_duckdb(path, dense={dense}, ewm=False), out)"),
 }
-
-
-@dataclass
-class Result:
-    tool: str
-    rows: int
-    ok: bool
-    mix: str = "demo"  #: the input's product mix: "demo" (the generator's) or a catalog size
-    wall_s: float | None = None
-    compute_s: float | None = None
-    peak_rss_gb: float | None = None
-    panel_rows: int | None = None
-    agrees: bool | None = None  #: with the reference tool's panel (None: not compared)
-    note: str = ""
-
-
-@dataclass
-class Report:
-    machine: dict
-    mode: str = "sparse"
-    results: list[Result] = field(default_factory=list)
-
-
-def machine_info() -> dict:
-    """CPU model, cores, RAM and versions: a timing means nothing without them."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        ram = psutil.virtual_memory().total
-    except ImportError:  # pragma: no cover
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        usable = os.cpu_count() or 1
-    versions = {"python": platform.python_version()}
-    for mod in ("rcfast", "numba", "numpy", "pyarrow", "pandas", "polars", "duckdb"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - a missing tool is reported, not fatal
-            versions[mod] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
-            "ram_gb": round(ram / 2**30, 1), "os": platform.platform(), "versions": versions}
 
 
 def child_code(tool: str, path: Path, out: Path, rows: int, dense: bool = False) -> str:
@@ -222,70 +166,6 @@ def _parse_tools(text: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# comparing panels
-
-
-def _sample_filter(reference: Path, rows: int) -> pa.Array | None:
-    """Product ids to compare on (every k-th of the reference's), or None for all of them."""
-    if rows <= FULL_CHECK_ROWS:
-        return None
-    ids = pq.read_table(reference, columns=["product_id"])["product_id"]
-    uniq = pc.unique(ids.combine_chunks().cast(pa.string()))
-    uniq = uniq.take(pc.array_sort_indices(uniq))
-    step = max(1, math.ceil(len(uniq) / SAMPLE_PRODUCTS))
-    return uniq.take(pa.array(np.arange(0, len(uniq), step)))
-
-
-def _read_panel(path: Path, sample: pa.Array | None) -> pa.Table:
-    import pyarrow.dataset as ds
-
-    dset = ds.dataset(str(path), format="parquet")
-    if sample is None:
-        t = dset.to_table()
-    else:
-        t = dset.to_table(filter=ds.field("product_id").isin(sample))
-    return t.replace_schema_metadata(None)
-
-
-def _plain_strings(arr: pa.Array) -> pa.Array:
-    if pa.types.is_large_string(arr.type) or str(arr.type) == "string_view":
-        return arr.cast(pa.string())
-    return arr
-
-
-def compare_panels(a: Path, b: Path, sample: pa.Array | None) -> str | None:
-    """None if the two panel files agree (counts exact, floats rtol 1e-9), else the first gap."""
-    ta, tb = _read_panel(a, sample), _read_panel(b, sample)
-    # a *-noewm peer's panel lacks only the EWM column: compare the others
-    ewm = "n_reviews_ewm"
-    if (ewm in ta.column_names) != (ewm in tb.column_names):
-        ta, tb = (t.drop_columns([ewm]) if ewm in t.column_names else t for t in (ta, tb))
-    if ta.column_names != tb.column_names:
-        return f"columns differ: {ta.column_names} vs {tb.column_names}"
-    if ta.num_rows != tb.num_rows:
-        return f"row counts differ: {ta.num_rows} vs {tb.num_rows}"
-    for name in ta.column_names:
-        x, y = ta[name].combine_chunks(), tb[name].combine_chunks()
-        x, y = _plain_strings(x), _plain_strings(y)
-        if x.type != y.type:
-            return f"{name}: types differ: {x.type} vs {y.type}"
-        if not pc.equal(x.is_null(), y.is_null()).to_numpy(zero_copy_only=False).all():
-            return f"{name}: nulls differ"
-        if pa.types.is_floating(x.type):
-            xv = x.to_numpy(zero_copy_only=False)
-            yv = y.to_numpy(zero_copy_only=False)
-            ok = np.isnan(xv) | np.isclose(xv, yv, rtol=RTOL, atol=ATOL)
-            if not ok.all():
-                i = int(np.flatnonzero(~ok)[0])
-                return f"{name}: row {i}: {xv[i]!r} vs {yv[i]!r}"
-        elif not x.equals(y):
-            neq = pc.fill_null(pc.not_equal(x, y), False).to_numpy(zero_copy_only=False)
-            i = int(np.flatnonzero(neq)[0]) if neq.any() else -1
-            return f"{name}: row {i}: {x[i].as_py()!r} vs {y[i].as_py()!r}"
-    return None
-
-
-# ----------------------------------------------------------------------------------------------
 # running
 
 
@@ -327,7 +207,8 @@ def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float
     results = [failed.get(t) or best[t] for t in tools]
     if check and len(outputs) > 1:
         ref_tool = next(iter(outputs))
-        sample = _sample_filter(outputs[ref_tool], rows)
+        sample = (product_sample(outputs[ref_tool], SAMPLE_PRODUCTS)
+                  if rows > FULL_CHECK_ROWS else None)
         scope = "all products" if sample is None else f"a sample of {len(sample):,} products"
         for r in results:
             if r.tool in outputs and r.tool != ref_tool:
@@ -343,65 +224,6 @@ def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float
     for p in outputs.values():
         p.unlink(missing_ok=True)
     return results
-
-
-def format_table(report: Report) -> str:
-    m = report.machine
-    lines = [f"weekly panel ({report.mode}), windows 4,12,52, lags 1,2,4",
-             (f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
-              f"{m['ram_gb']} GiB RAM, {m['os']}"),
-             "",
-             (f"| {'mix':>9s} | {'tool':14s} | {'rows':>12s} | {'panel rows':>11s} | "
-              f"{'wall s':>8s} | {'compute s':>9s} | {'peak RSS GB':>11s} | {'× rcfast':>8s} | "
-              f"{'× wall':>6s} | agrees |"),
-             "| " + " | ".join(["-" * 9, "-" * 14, "-" * 12, "-" * 11, "-" * 8, "-" * 9, "-" * 11,
-                                "-" * 8, "-" * 6, "------"]) + " |"]
-    base = {(r.mix, r.rows): r for r in report.results if r.tool == "rcfast" and r.ok}
-    for r in report.results:
-        if not r.ok:
-            lines.append(f"| {r.mix:>9s} | {r.tool:14s} | {r.rows:>12,} | {'—':>11s} | "
-                         f"{'—':>8s} | {'—':>9s} | {'—':>11s} | {'—':>8s} | {'—':>6s} | "
-                         f"{'—':6s} | {r.note}")
-            continue
-        ref = base.get((r.mix, r.rows))
-        ratio = f"{r.compute_s / ref.compute_s:.1f}" if ref else "—"
-        wall = f"{r.wall_s / ref.wall_s:.1f}" if ref else "—"
-        agrees = {True: "yes", False: "NO", None: "—"}[r.agrees]
-        panel = f"{r.panel_rows:,}" if r.panel_rows is not None else "—"
-        lines.append(f"| {r.mix:>9s} | {r.tool:14s} | {r.rows:>12,} | {panel:>11s} | "
-                     f"{r.wall_s:>8.2f} | {r.compute_s:>9.2f} | {r.peak_rss_gb:>11.2f} | "
-                     f"{ratio:>8s} | {wall:>6s} | {agrees:6s} |")
-    lines.append("")
-    lines.append("mix: the generator's product catalog (demo: rows / 12 products; a number: that "
-                 "many catalog products); compute s: read Parquet + panel + write Parquet, in the "
-                 "tool's process; wall s: the whole process; × rcfast / × wall: compute s / wall s "
-                 "over rcfast's")
-    return "\n".join(lines)
-
-
-def plot(report: Report, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for tool in TOOLS:
-        pts = sorted((r.rows, r.compute_s) for r in report.results if r.tool == tool and r.ok)
-        if pts:
-            xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker="o", label=tool)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("input reviews (rows)")
-    ax.set_ylabel("seconds (read + weekly panel + write)")
-    m = report.machine
-    ax.set_title(f"Weekly panel, {m['usable_cores']} cores: {m['cpu'][:40]}", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -491,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "results": [asdict(r) for r in report.results]},
                                         indent=2))
     if args.plot:
-        plot(report, args.plot)
+        plot(report, args.plot, TOOLS)
         log(f"plot: {args.plot}\n")
     failed = [r for r in report.results if not r.ok or r.agrees is False]
     return 1 if failed else 0

@@ -15,7 +15,8 @@ Forecast origins are drawn in bulk: a product by inverse CDF over per-product we
 then a uniform origin inside that product's admissible range; the batch of step ``s`` is a pure
 function of ``(seed, s)``, which makes resuming and splitting a global batch across ranks exact.
 
-Weeks are integers: ``w = (days since 1970-01-01 + 3) // 7``, the spec's Monday-start week index.
+Weeks are integers: the Monday-start week indices of :mod:`rcfast.kernels.time` (the one place
+for week and date arithmetic; week 0 starts on Monday 1969-12-29).
 A forecast *origin* ``o`` means: history is weeks ``o-L ... o-1``, targets weeks ``o ... o+H-1``.
 
 The path lives in three modules, all re-exported here: :mod:`rcfast.nn.panel` (reading the panel,

@@ -5,6 +5,7 @@ loaded once and rebuilt densely, product after product, into one ``values`` arra
 (``[rows, channels]``, float32; weeks without reviews are zero rows) plus ``offsets``
 (``[products + 1]``): product ``p`` owns rows ``offsets[p] : offsets[p+1]``, which hold the weeks
 ``store_start[p] ... end_week``. Windows are gathered from it by :mod:`rcfast.nn.windows`.
+Weeks and dates convert with :mod:`rcfast.kernels.time` (Monday-start week indices).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import pathlib
 
 import numpy as np
 import torch
+
+from rcfast.kernels import time as _time
+from rcfast.kernels.time import date_of_week, days_to_week
 
 #: Columns the training needs; rating_mean is optional (zeros when absent).
 REQUIRED_COLUMNS = ("product_id", "week_start", "n_reviews")
@@ -30,16 +34,15 @@ class PanelError(ValueError):
 
 
 def week_of_date(d: _dt.date | str) -> int:
+    """Week index (:mod:`rcfast.kernels.time`) of a date, a datetime or an ISO date string."""
     if isinstance(d, str):
         try:
             d = _dt.date.fromisoformat(d)
         except ValueError as e:
             raise ValueError(f"not an ISO date (YYYY-MM-DD): {d!r}") from e
-    return (d.toordinal() - _dt.date(1970, 1, 1).toordinal() + 3) // 7
-
-
-def date_of_week(w: int) -> _dt.date:
-    return _dt.date(1970, 1, 1) + _dt.timedelta(days=int(w) * 7 - 3)
+    if isinstance(d, _dt.datetime):
+        d = d.date()
+    return _time.week_of_date(d)
 
 
 @dataclasses.dataclass
@@ -124,7 +127,7 @@ def read_panel(path: str | os.PathLike[str], *, end_week: str | int | None = Non
     if wcol.null_count:
         raise PanelError(f"panel {p}: week_start has {wcol.null_count} nulls")
     days = pc.cast(pc.cast(wcol, pa.date32()), pa.int32()).to_numpy()
-    week = (days.astype(np.int64) + 3) // 7
+    week = days_to_week(days)
 
     pid = table.column("product_id")
     if pid.null_count:

@@ -14,7 +14,7 @@ def test_bench_combine_small(tmp_path, capsys):
     pytest.importorskip("rcfast.synth")
     out = tmp_path / "r.json"
     rc = bench_main(["combine", "--rows", "3000", "--tools", "rcfast,pyarrow", "--malformed",
-                     "--workdir", str(tmp_path), "--json", str(out)])
+                     "--cache-dir", str(tmp_path), "--json", str(out)])
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["runs"]["rcfast"]["rows"] == 3000
@@ -33,7 +33,7 @@ def test_bench_combine_repeat_reports_the_median_run(tmp_path, capsys):
     pytest.importorskip("polars")
     out = tmp_path / "r.json"
     rc = bench_main(["combine", "--rows", "2000", "--tools", "rcfast,polars", "--repeat", "3",
-                     "--workdir", str(tmp_path), "--json", str(out)])
+                     "--cache-dir", str(tmp_path), "--json", str(out)])
     assert rc == 0
     report = json.loads(out.read_text())
     for tool in ("rcfast", "polars"):

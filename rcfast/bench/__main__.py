@@ -1,8 +1,9 @@
 """``python -m rcfast.bench SUBCOMMAND ...`` — the comparison benchmarks.
 
-Subcommands are looked up in :data:`SUBCOMMANDS` (name → ``"module:function"``); the function
-takes the remaining arguments (``argv: list[str]``) and returns the exit status. Adding a
-benchmark is one line here; its module is imported only when it is asked for.
+Subcommands are looked up in :data:`SUBCOMMANDS` (name → where its ``main`` is and one line of
+what it does); ``main`` takes the remaining arguments (``argv: list[str]``) and returns the exit
+status. Adding a benchmark is one line here; its module is imported only when it is asked for.
+The options the subcommands share come from :func:`rcfast.bench.options.add_common_arguments`.
 """
 
 from __future__ import annotations
@@ -10,14 +11,36 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
+from typing import NamedTuple
 
-SUBCOMMANDS: dict[str, str] = {
-    "weekly": "rcfast.bench.weekly:main",
-    "train-data": "rcfast.bench.train_data:main",
-    "combine": "rcfast.bench.combine:main",
-    "scale": "rcfast.bench.scale:main",
-    "asv": "rcfast.bench.asv:main",
+
+class Subcommand(NamedTuple):
+    target: str  #: "module:function"
+    summary: str  #: one line for the listing
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "weekly": Subcommand("rcfast.bench.weekly:main",
+                         "the weekly panel: rcfast vs pandas, Polars, DuckDB (time, memory, "
+                         "agreement)"),
+    "train-data": Subcommand("rcfast.bench.train_data:main",
+                             "windows/s of the training data path: bulk gather vs a per-sample "
+                             "Dataset"),
+    "combine": Subcommand("rcfast.bench.combine:main",
+                          "the ingest step (JSONL.gz to Parquet): rcfast vs Polars, DuckDB, "
+                          "pyarrow, pandas"),
+    "scale": Subcommand("rcfast.bench.scale:main",
+                        "the weekly step past one process's memory: out of core, Dask, DuckDB's "
+                        "limit"),
+    "asv": Subcommand("rcfast.bench.asv:main",
+                      "record, backfill, compare and publish the asv history (asv_bench/)"),
 }
+
+_EXAMPLES = [
+    "python -m rcfast.bench weekly --rows 2e5 --tools rcfast,polars,duckdb",
+    "python -m rcfast.bench combine --rows 1e6 --repeat 3 --json combine.json",
+    "python -m rcfast.bench asv compare main",
+]
 
 
 def _load(target: str) -> Callable[[list[str]], int]:
@@ -26,9 +49,22 @@ def _load(target: str) -> Callable[[list[str]], int]:
 
 
 def _usage() -> str:
-    names = "|".join(SUBCOMMANDS)
-    return (f"usage: python -m rcfast.bench {{{names}}} [options]\n"
-            f"       python -m rcfast.bench SUBCOMMAND --help")
+    width = max(map(len, SUBCOMMANDS))
+    lines = ["usage: python -m rcfast.bench SUBCOMMAND [options]",
+             "",
+             "The comparison benchmarks: rcfast against pandas, Polars, DuckDB and others, each",
+             "tool timed in its own process on the same generated input.",
+             "",
+             "subcommands:"]
+    lines += [f"  {name:<{width}}  {sub.summary}" for name, sub in SUBCOMMANDS.items()]
+    lines += ["",
+              "Shared options are spelled the same in every subcommand: --cache-dir DIR,",
+              "--work-dir DIR, --repeat N, --json FILE, --seed N. 'python -m rcfast.bench",
+              "SUBCOMMAND --help' lists a subcommand's options.",
+              "",
+              "examples:"]
+    lines += [f"  {e}" for e in _EXAMPLES]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
-        print(f"{_usage()}\nerror: unknown subcommand {name!r}; "
+        print(f"{_usage()}\n\nerror: unknown subcommand {name!r}; "
               f"choose from {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2
-    return int(_load(SUBCOMMANDS[name])(rest) or 0)
+    return int(_load(SUBCOMMANDS[name].target)(rest) or 0)
 
 
 if __name__ == "__main__":

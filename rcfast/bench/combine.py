@@ -10,7 +10,6 @@ reports who finishes and how many rows each keeps.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -20,6 +19,12 @@ import tempfile
 import textwrap
 
 from rcfast.bench._harness import Measurement, run_measured
+from rcfast.bench.options import (
+    add_common_arguments,
+    add_deprecated_alias,
+    make_parser,
+    parse_row_count,
+)
 
 TOOLS = ("rcfast", "polars", "duckdb", "pyarrow", "pandas")
 
@@ -121,12 +126,12 @@ _CHILD = textwrap.dedent(
 )
 
 
-def dataset_path(workdir: pathlib.Path, rows: int, seed: int) -> pathlib.Path:
-    return workdir / f"amazon2023_{rows}_s{seed}" / "Electronics.jsonl.gz"
+def dataset_path(cache_dir: pathlib.Path, rows: int, seed: int) -> pathlib.Path:
+    return cache_dir / f"amazon2023_{rows}_s{seed}" / "Electronics.jsonl.gz"
 
 
-def ensure_dataset(workdir: pathlib.Path, rows: int, seed: int) -> pathlib.Path:
-    path = dataset_path(workdir, rows, seed)
+def ensure_dataset(cache_dir: pathlib.Path, rows: int, seed: int) -> pathlib.Path:
+    path = dataset_path(cache_dir, rows, seed)
     if not path.exists():
         from rcfast.synth import write_jsonl
 
@@ -154,14 +159,14 @@ def make_malformed(src: pathlib.Path, dst: pathlib.Path) -> dict[str, int]:
     return {"damaged_lines": bad_lines, "cut_bytes": 4096}
 
 
-def warm_rcfast(workdir: pathlib.Path, timeout: float) -> None:
+def warm_rcfast(cache_dir: pathlib.Path, timeout: float) -> None:
     """Run rcfast once on a tiny file so that its compiled kernels exist (the ahead-of-time
     module of :mod:`rcfast.kernels.aot`, or Numba's on-disk cache where it cannot be built).
 
     The first run after installing (or after editing the kernels) compiles them, about 25 s;
     that is a one-off cost like building a binary, not part of a run's throughput.
     """
-    src = ensure_dataset(workdir, 1000, 0)
+    src = ensure_dataset(cache_dir, 1000, 0)
     with tempfile.TemporaryDirectory(prefix="rcfast-bench-warm-") as tmp:
         run_tool("rcfast", src, pathlib.Path(tmp) / "warm", 0, timeout)
 
@@ -219,45 +224,65 @@ def format_table(results: list[Measurement], rows: int, ref: str = "rcfast",
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m rcfast.bench combine", description=__doc__)
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = make_parser(
+        "python -m rcfast.bench combine",
+        "Time the ingest step (Amazon-2023-style JSONL.gz in, Parquet out): rcfast against\n"
+        "Polars, DuckDB, pyarrow and pandas, each tool in its own fresh process, on one\n"
+        "generated file. Prints seconds, CPU seconds, rows/s and peak memory per tool.\n"
+        "--malformed also runs every tool on a damaged copy (lines cut short, an invalid\n"
+        "UTF-8 byte, a truncated gzip tail) and reports who finishes and how many rows each\n"
+        "keeps.",
+        ["python -m rcfast.bench combine --rows 1e6",
+         "python -m rcfast.bench combine --rows 1e6 --malformed --repeat 5",
+         "python -m rcfast.bench combine --tools rcfast,polars --repeat 3 --json combine.json"])
+    ap.add_argument("--rows", type=parse_row_count, default=1_000_000,
+                    help="input reviews (default: 1e6)")
     ap.add_argument("--tools", default=",".join(TOOLS),
-                    help=f"comma-separated subset of {','.join(TOOLS)}")
-    ap.add_argument("--workdir", default=None,
-                    help="where the generated input is kept (default: $RCFAST_CACHE/bench)")
-    ap.add_argument("--workers", type=int, default=0, help="rcfast workers (0 = all CPUs)")
+                    help=f"comma-separated subset of {','.join(TOOLS)} (default: all)")
+    add_common_arguments(
+        ap, seed=True, json=True,
+        cache_dir="where the generated input is kept and reused (default: $RCFAST_CACHE/bench, "
+                  "else ~/.cache/rcfast/bench)",
+        work_dir="where the tools write their outputs, kept for a look (default: a temporary "
+                 "directory, removed afterwards)",
+        repeat="rounds of every tool, interleaved (each round starts with the next tool); the "
+               "table shows each tool's median run and the range of its times (shared machines "
+               "drift by 10-40 %% from minute to minute) (default: 1)")
+    add_deprecated_alias(ap, "--workdir", "--cache-dir", dest="cache_dir", type=pathlib.Path)
+    ap.add_argument("--workers", type=int, default=0, metavar="N",
+                    help="rcfast workers (default: 0, all CPUs)")
     ap.add_argument("--malformed", action="store_true",
                     help="also run every tool on a damaged copy of the input")
-    ap.add_argument("--timeout", type=float, default=1800)
-    ap.add_argument("--json", default=None, help="also write the results here")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds of every tool, interleaved (each round starts with the next "
-                    "tool); the table shows each tool's median run and the range of its times "
-                    "(shared machines drift by 10-40 %% from minute to minute)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
+                    help="limit of one tool run (default: 1800)")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse has printed
+        return int(exc.code or 0)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in tools if t not in TOOLS]
-    if unknown or args.rows < 1 or args.repeat < 1:
+    if unknown or args.repeat < 1:
         print(f"error: unknown tools {unknown}" if unknown else
-              "error: --rows and --repeat must be >= 1", file=sys.stderr)
+              "error: --repeat must be >= 1", file=sys.stderr)
         return 2
-    if args.workdir:
-        workdir = pathlib.Path(args.workdir)
+    if args.cache_dir:
+        cache_dir = args.cache_dir
     else:
         from rcfast.synth import default_cache_dir
 
-        workdir = default_cache_dir() / "bench"
-    src = ensure_dataset(workdir, args.rows, args.seed)
+        cache_dir = default_cache_dir() / "bench"
+    src = ensure_dataset(cache_dir, args.rows, args.seed)
     if "rcfast" in tools:
-        warm_rcfast(workdir, args.timeout)
+        warm_rcfast(cache_dir, args.timeout)
     report: dict = {"rows": args.rows, "input": str(src), "input_bytes": src.stat().st_size,
                     "cpus": os.cpu_count(), "runs": {}}
-    with tempfile.TemporaryDirectory(prefix="rcfast-bench-combine-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rcfast-bench-combine-") as scratch:
+        work = args.work_dir or pathlib.Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
         runs: dict[str, list[Measurement]] = {t: [] for t in tools}
         for r in range(args.repeat):
             for tool in tools[r % len(tools):] + tools[: r % len(tools)]:
-                runs[tool].append(run_tool(tool, src, pathlib.Path(tmp) / tool,
+                runs[tool].append(run_tool(tool, src, work / tool,
                                            args.workers or 0, args.timeout))
         results = [median_run(runs[t]) for t in tools]
         spread = None
@@ -281,15 +306,15 @@ def main(argv: list[str] | None = None) -> int:
                                          if args.repeat > 1 else ""))
         print(format_table(results, args.rows, spread=spread))
         if args.malformed:
-            bad = pathlib.Path(tmp) / "Damaged.jsonl.gz"
+            bad = work / "Damaged.jsonl.gz"
             info = make_malformed(src, bad)
             print(f"\ndamaged copy: {info['damaged_lines']} bad lines + a truncated gzip tail")
             report["malformed"] = {}
             for tool in tools:
-                m = run_tool(tool, bad, pathlib.Path(tmp) / (tool + "-bad"), args.workers or 0,
+                m = run_tool(tool, bad, work / (tool + "-bad"), args.workers or 0,
                              args.timeout)
                 ok = m.returncode == 0 and m.result.get("rows") is not None
-                summ = pathlib.Path(tmp) / (tool + "-bad") / "ds" / "_summary.json"
+                summ = work / (tool + "-bad") / "ds" / "_summary.json"
                 extra = ""
                 if ok and summ.exists():
                     q = json.loads(summ.read_text())["quarantined"]
@@ -300,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["malformed"][tool] = {"ok": ok, "rows": m.result.get("rows"),
                                              "error": None if ok else m.stderr_tail[-500:]}
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

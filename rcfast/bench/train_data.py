@@ -16,7 +16,6 @@ unless ``--panel`` is given.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from rcfast.bench.options import add_common_arguments, make_parser, parse_row_count
 
 
 def build_panel(rows: int, seed: int, workdir: Path) -> Path:
@@ -137,26 +138,39 @@ def check_same(panel, sampler, n: int = 512, L: int = 52, H: int = 4) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rcfast.bench train-data",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--panel", help="weekly panel Parquet (default: build one from demo data)")
-    p.add_argument("--rows", type=int, default=500_000, help="demo reviews when no --panel")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--windows", type=int, default=200_000, help="windows for the gather path")
-    p.add_argument("--per-sample-windows", type=int, default=20_000,
-                   help="windows for the (slow) per-sample path")
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (per-sample path)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch intra-op threads for both paths (1: fair on a shared machine)")
-    p.add_argument("--json", help="write the figures here")
+    p = make_parser(
+        "python -m rcfast.bench train-data",
+        "Windows/s of the training data path, two ways on the same panel and origins: the\n"
+        "gather path train/run.py uses (values + offsets, origins drawn in bulk, one vectorized\n"
+        "gather a batch) against a per-sample torch Dataset + DataLoader. Checks that both give\n"
+        "the same tensors, then prints windows/s of each and their ratio.",
+        ["python -m rcfast.bench train-data",
+         "python -m rcfast.bench train-data --rows 1e6 --workers 2 --json train-data.json",
+         "python -m rcfast.bench train-data --panel panel.parquet --device cuda"])
+    p.add_argument("--panel", type=Path, default=None, metavar="FILE",
+                   help="weekly panel Parquet (default: build one from generated reviews)")
+    p.add_argument("--rows", type=parse_row_count, default=500_000,
+                   help="generated reviews when no --panel (default: 5e5)")
+    add_common_arguments(p, json=True,
+                         seed="seed of the generated reviews and of the origins drawn (default: 0)")
+    p.add_argument("--windows", type=int, default=200_000, metavar="N",
+                   help="windows for the gather path (default: 200000)")
+    p.add_argument("--per-sample-windows", type=int, default=20_000, metavar="N",
+                   help="windows for the (slow) per-sample path (default: 20000)")
+    p.add_argument("--batch-size", type=int, default=1024, metavar="N",
+                   help="windows a batch (default: 1024)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="DataLoader workers of the per-sample path (default: 0)")
+    p.add_argument("--device", default="cpu", help="torch device of the gather path (default: cpu)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch intra-op threads for both paths (default: 1, fair on a shared "
+                        "machine)")
     a = p.parse_args(argv)
     import torch
     torch.set_num_threads(a.threads)
 
     with tempfile.TemporaryDirectory(prefix="rcfast-train-data-") as tmp:
-        panel_path = Path(a.panel) if a.panel else build_panel(a.rows, a.seed, Path(tmp))
+        panel_path = a.panel or build_panel(a.rows, a.seed, Path(tmp))
         panel, sampler = prepare(panel_path, seed=a.seed)
         check_same(panel, sampler)
         fast = time_gather(panel, sampler, a.windows, a.batch_size, device=a.device)
@@ -176,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{lean:,.0f} |\n| ratio gather / per-sample | {fast / slow:,.1f}x |\n"
           f"| ratio gather / lean per-sample | {fast / lean:,.1f}x |")
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+        a.json.write_text(json.dumps(res, indent=2))
     return 0
 
 

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from rcfast.bench._harness import Measurement, run_measured
 from rcfast.bench.machine import machine_info
+from rcfast.bench.options import add_common_arguments, make_parser, parse_row_count
 from rcfast.bench.panel_compare import compare_panels, product_sample
 from rcfast.bench.weekly_report import Report, Result, format_table, plot
 
@@ -120,25 +121,15 @@ def warm_rcfast(work: Path, timeout: float | None) -> str | None:
     return None
 
 
-def _parse_size(text: str) -> int:
-    try:
-        v = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if v < 1 or v != int(v):
-        raise argparse.ArgumentTypeError(f"a row count must be a positive whole number: {text!r}")
-    return int(v)
-
-
 def _parse_sizes(text: str) -> list[int]:
-    return [_parse_size(t) for t in text.split(",") if t.strip()]
+    return [parse_row_count(t) for t in text.split(",") if t.strip()]
 
 
 def _parse_mixes(text: str) -> list[str]:
     mixes = []
     for t in (t.strip() for t in text.split(",")):
         if t:
-            mixes.append("demo" if t == "demo" else str(_parse_size(t)))
+            mixes.append("demo" if t == "demo" else str(parse_row_count(t)))
     if not mixes:
         raise argparse.ArgumentTypeError("no product mix given")
     return list(dict.fromkeys(mixes))
@@ -227,34 +218,41 @@ def run_size(rows: int, tools: list[str], data: Path, work: Path, timeout: float
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rcfast.bench weekly",
-                                description="Time the weekly panel: rcfast vs pandas, Polars, "
-                                            "DuckDB, each in its own process.")
-    p.add_argument("--rows", type=_parse_size, default=1_000_000,
-                   help="input reviews (default 1e6); ignored with --sizes")
+    p = make_parser(
+        "python -m rcfast.bench weekly",
+        "Time the weekly panel (read Parquet, compute the panel, write Parquet): rcfast against\n"
+        "pandas, Polars and DuckDB, each tool in its own fresh process, on generated reviews.\n"
+        "Prints a table of compute seconds, wall seconds and peak memory per tool and checks\n"
+        "that every tool's panel agrees with the first tool's (exit 1 if one does not).",
+        ["python -m rcfast.bench weekly --rows 1e6",
+         "python -m rcfast.bench weekly --rows 2e5 --tools rcfast,polars,duckdb",
+         "python -m rcfast.bench weekly --sizes 1e6,4e6,16e6 --plot weekly.png --json weekly.json",
+         "python -m rcfast.bench weekly --rows 1e6 --products demo,1.3e6 --repeat 3"])
+    p.add_argument("--rows", type=parse_row_count, default=1_000_000,
+                   help="input reviews (default: 1e6); ignored with --sizes")
     p.add_argument("--sizes", type=_parse_sizes, default=None,
-                   help="comma-separated input sizes, e.g. 1e6,4e6,16e6")
+                   help="comma-separated input sizes, e.g. 1e6,4e6,16e6 (default: --rows)")
     p.add_argument("--tools", type=_parse_tools, default=list(DEFAULT_TOOLS),
                    help=f"comma-separated subset of {','.join(TOOLS)} "
-                        f"(default {','.join(DEFAULT_TOOLS)})")
-    p.add_argument("--input", type=Path, default=None,
+                        f"(default: {','.join(DEFAULT_TOOLS)})")
+    p.add_argument("--input", type=Path, default=None, metavar="FILE",
                    help="a normalized Parquet file to use instead of generated data")
-    p.add_argument("--dense", action="store_true", help="the dense panel (zero weeks too)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed")
+    p.add_argument("--dense", action="store_true",
+                   help="the dense panel, zero weeks too (default: sparse)")
     p.add_argument("--products", type=_parse_mixes, default=["demo"],
                    help="product mixes, comma-separated: 'demo' (the generator's catalog, rows "
-                        "/ 12 products) or a catalog size, e.g. demo,1.3e6 (default demo)")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="where generated inputs are kept (default $RCFAST_CACHE or "
-                        "~/.cache/rcfast)")
-    p.add_argument("--work-dir", type=Path, default=None,
-                   help="where panels are written (default: a temporary directory)")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per tool run")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="runs per tool (round robin); the fastest counts (default 1)")
+                        "/ 12 products) or a catalog size, e.g. demo,1.3e6 (default: demo)")
+    add_common_arguments(
+        p, cache_dir=True, seed=True,
+        work_dir="where the panels are written, each deleted after the check (default: a "
+                 "temporary directory, removed afterwards)",
+        repeat="runs of every tool, round robin; each tool's fastest run counts (default: 1)",
+        json=True)
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="limit of one tool run (default: 3600)")
     p.add_argument("--no-check", action="store_true", help="skip comparing the outputs")
-    p.add_argument("--plot", type=Path, default=None, help="write time vs rows (PNG)")
-    p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                   help="also write compute seconds against rows as a PNG")
     return p
 
 

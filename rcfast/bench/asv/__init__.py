@@ -107,19 +107,60 @@ __all__ = [
     "worktree",
 ]
 
-COMMANDS = {"machine": cmd_machine, "run": cmd_run, "backfill": cmd_backfill,
-            "compare": cmd_compare, "publish": cmd_publish,
-            "check-dashboard": cmd_check_dashboard}
+#: name -> (the subcommand, one line of what it does).
+COMMANDS = {
+    "machine": (cmd_machine, "register this machine with asv (its name and hardware)"),
+    "run": (cmd_run, "record one or more commits (default: HEAD)"),
+    "backfill": (cmd_backfill, "record a range of commits (a small benchmark selection, few "
+                               "repeats)"),
+    "compare": (cmd_compare, "the ratio benchmarks at two commits; exit 1 if a speed-up fell "
+                             "too far"),
+    "publish": (cmd_publish, "asv publish, with a landing page that links the views that "
+                             "matter"),
+    "check-dashboard": (cmd_check_dashboard, "publish into a temporary directory and check it "
+                                             "in headless chromium"),
+}
+
+_EXAMPLES = [
+    "python -m rcfast.bench asv machine --machine epyc-2c-shared",
+    "python -m rcfast.bench asv run HEAD",
+    "python -m rcfast.bench asv backfill HEAD~20..HEAD --skip-existing",
+    "python -m rcfast.bench asv compare main",
+    "python -m rcfast.bench asv publish",
+]
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: python -m rcfast.bench asv SUBCOMMAND [options]",
+             "",
+             "Record, backfill, compare and publish the asv history. The results live in git",
+             "(asv_bench/results/MACHINE/, small JSON files). Each commit is measured in a git",
+             "worktree of it with 'asv run --python=same --set-commit-hash', importing that",
+             "commit's rcfast in this environment, whose baselines are pinned by",
+             "constraints/bench.txt: nothing is checked out here and nothing is installed.",
+             "",
+             "subcommands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "'python -m rcfast.bench asv SUBCOMMAND --help' lists a subcommand's options.",
+              "", "examples:"]
+    lines += [f"  {e}" for e in _EXAMPLES]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Dispatch to an asv subcommand; exit status 2 on an unknown or missing one, or where a
+    subcommand stops with a message."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
-        print(__doc__, file=sys.stderr if not argv or argv[0] not in ("-h", "--help")
-              else sys.stdout)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+        asked = bool(argv) and argv[0] in ("-h", "--help")
+        print(_usage(), file=sys.stdout if asked else sys.stderr)
+        if argv and not asked:
+            print(f"\nerror: unknown subcommand {argv[0]!r}; choose from "
+                  f"{', '.join(COMMANDS)}", file=sys.stderr)
+        return 0 if asked else 2
     try:
-        return int(COMMANDS[argv[0]](argv[1:]) or 0)
+        return int(COMMANDS[argv[0]][0](argv[1:]) or 0)
     except SystemExit as exc:
         if isinstance(exc.code, str):
             _log(exc.code)

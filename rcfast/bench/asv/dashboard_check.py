@@ -4,7 +4,6 @@ check it in headless chromium (the landing links, and each key view draws its da
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import re
@@ -14,8 +13,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from rcfast.bench.asv.machines import _log, _stored_machine
+from rcfast.bench.asv.machines import _log, _stored_machine, add_machine_argument
 from rcfast.bench.asv.publish import VIEWS, cmd_publish
+from rcfast.bench.options import make_parser
 
 #: Headless chromium without a desktop session, network services or a shared profile.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -138,13 +138,18 @@ def commits_with_results(html_dir: Path, benchmark: str) -> int:
 
 
 def cmd_check_dashboard(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m rcfast.bench asv check-dashboard",
-                                description="Publish the dashboard and check it in headless "
-                                            "chromium; optionally screenshot the key views.")
-    p.add_argument("--machine", default=None)
-    p.add_argument("--screenshot", type=Path, default=None,
-                   help="PNG of the landing page; beside it NAME-weekly.png, the weekly step by "
-                        "tool")
+    p = make_parser(
+        "python -m rcfast.bench asv check-dashboard",
+        "Publish the dashboard into a temporary directory, serve it locally and check it in\n"
+        "headless chromium: the landing page's links, and every key view draws its data on a\n"
+        "log scale for the machine. Exit 1 with the problems found; optionally screenshot the\n"
+        "key views.",
+        ["python -m rcfast.bench asv check-dashboard",
+         "python -m rcfast.bench asv check-dashboard --screenshot docs/asv-dashboard.png"])
+    add_machine_argument(p, "the first with stored results")
+    p.add_argument("--screenshot", type=Path, default=None, metavar="FILE",
+                   help="also write a PNG of the landing page, and beside it NAME-weekly.png, the "
+                        "weekly step by tool (default: none)")
     args = p.parse_args(argv)
     machine = args.machine or _stored_machine()
     with tempfile.TemporaryDirectory(prefix="rcfast-asv-html-") as tmp:

@@ -4,11 +4,11 @@ Polars, DuckDB) at two commits and fails if a step's speed-up fell by more than 
 
 from __future__ import annotations
 
-import argparse
 import math
 
-from rcfast.bench.asv.machines import ASV_DIR, _default_machine, _git, _log
-from rcfast.bench.asv.record import _check_pins, _common, record
+from rcfast.bench.asv.machines import ASV_DIR, _git, _log
+from rcfast.bench.asv.record import add_recording_arguments, parse_recording_args, record
+from rcfast.bench.options import make_parser
 
 #: ``compare`` runs only these.
 RATIO_BENCH = [r"^ratios\."]
@@ -67,22 +67,24 @@ def compare_ratios(old: dict, new: dict, threshold: float) -> tuple[list[str], l
 
 
 def cmd_compare(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m rcfast.bench asv compare",
-        description="Run the ratio benchmarks (rcfast's speed-up over pandas, Polars, DuckDB) "
-                    "at two commits and fail if one fell by more than --threshold.")
+    p = make_parser(
+        "python -m rcfast.bench asv compare",
+        "Run the ratio benchmarks (rcfast's speed-up over pandas, Polars, DuckDB) at two\n"
+        "commits and fail (exit 1) if a step's speed-up, the geometric mean over the peers,\n"
+        "fell by more than --threshold.",
+        ["python -m rcfast.bench asv compare main",
+         "python -m rcfast.bench asv compare HEAD~5 HEAD --threshold 0.2",
+         "python -m rcfast.bench asv compare main HEAD --no-run"])
     p.add_argument("old", help="the reference commit, e.g. main")
-    p.add_argument("new", nargs="?", default="HEAD", help="the commit under test (HEAD)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p.add_argument("new", nargs="?", default="HEAD",
+                   help="the commit under test (default: HEAD)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="FRACTION",
                    help=f"largest accepted relative fall of a speed-up "
-                        f"(default {DEFAULT_THRESHOLD})")
+                        f"(default: {DEFAULT_THRESHOLD})")
     p.add_argument("--no-run", action="store_true",
                    help="compare stored results only (both commits must have them)")
-    _common(p)
-    args = p.parse_args(argv)
-    if rc := _check_pins(args):
-        return rc
-    machine = _default_machine(args.machine)
+    add_recording_arguments(p)
+    args, machine = parse_recording_args(p, argv)
     hashes = [_git("rev-parse", "--verify", f"{c}^{{commit}}") for c in (args.old, args.new)]
     found = []
     for h in hashes:

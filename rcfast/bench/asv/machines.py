@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rcfast.bench.machine import cpu_model
+from rcfast.bench.options import make_parser
 
 REPO = Path(__file__).resolve().parents[3]
 ASV_DIR = REPO / "asv_bench"
@@ -53,13 +54,26 @@ def _stored_machine() -> str:
     return names[0]
 
 
+def add_machine_argument(p: argparse.ArgumentParser, default: str) -> None:
+    """``--machine NAME``, the asv machine a subcommand works on; ``default`` says which one it
+    takes when none is given."""
+    p.add_argument("--machine", default=None, metavar="NAME",
+                   help=f"asv machine name (default: {default})")
+
+
 def cmd_machine(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m rcfast.bench asv machine",
-                                description="Register this machine with asv.")
-    p.add_argument("--machine", required=True, help="the name results are stored under")
+    p = make_parser(
+        "python -m rcfast.bench asv machine",
+        "Register this machine with asv: its name, and a description of the hardware (CPU\n"
+        "model, cores, memory, OS) that asv stores with every result.",
+        ["python -m rcfast.bench asv machine --machine epyc-2c-shared",
+         "python -m rcfast.bench asv machine --machine box --note 'shared with two other "
+         "benchmark runners'"])
+    p.add_argument("--machine", required=True, metavar="NAME",
+                   help="the name results are stored under")
     p.add_argument("--note", default="",
                    help="what else a reader of the timings must know, e.g. 'shared with two "
-                        "other benchmark runners'")
+                        "other benchmark runners' (default: none)")
     args = p.parse_args(argv)
     import psutil
 

@@ -4,13 +4,19 @@ scripts and styles served from asv_bench/vendor.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from rcfast.bench.asv.machines import ASV_DIR, _log, _stored_machine, machine_names
+from rcfast.bench.asv.machines import (
+    ASV_DIR,
+    _log,
+    _stored_machine,
+    add_machine_argument,
+    machine_names,
+)
+from rcfast.bench.options import make_parser
 
 #: The landing page's links: (title, hash route). ``{m}`` is the machine. asv's graph page reads
 #: ``p-<param>=<value as the param's repr>`` as a parameter choice (a bare ``<param>=`` would
@@ -91,10 +97,15 @@ def vendor_assets(html_dir: Path) -> list[str]:
 
 
 def cmd_publish(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m rcfast.bench asv publish",
-                                description="asv publish, with links to the key views.")
-    p.add_argument("--machine", default=None)
-    p.add_argument("-o", "--html-dir", type=Path, default=ASV_DIR / "html")
+    p = make_parser(
+        "python -m rcfast.bench asv publish",
+        "asv publish of the stored results, with a landing page that links the views that\n"
+        "matter (for one machine) and asv's scripts served from asv_bench/vendor.",
+        ["python -m rcfast.bench asv publish",
+         "python -m rcfast.bench asv publish --machine epyc-2c-shared -o /tmp/dashboard"])
+    add_machine_argument(p, "the one asv knows, else the first with stored results")
+    p.add_argument("-o", "--html-dir", type=Path, default=ASV_DIR / "html", metavar="DIR",
+                   help="where the dashboard is written (default: asv_bench/html)")
     args = p.parse_args(argv)
     machine = args.machine or (machine_names() + [_stored_machine()])[0]
     rc = subprocess.run(["asv", "publish", "--no-pull", "-o", str(args.html_dir)],

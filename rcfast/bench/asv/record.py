@@ -14,7 +14,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from rcfast.bench.asv.machines import ASV_DIR, REPO, _default_machine, _git, _log
+from rcfast.bench.asv.machines import (
+    ASV_DIR,
+    REPO,
+    _default_machine,
+    _git,
+    _log,
+    add_machine_argument,
+)
+from rcfast.bench.options import make_parser
 
 PINS = REPO / "constraints" / "bench.txt"
 
@@ -86,37 +94,44 @@ def record(commit: str, machine: str, bench: list[str], attrs: list[str],
         return subprocess.run(cmd, cwd=ASV_DIR, env=env).returncode
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--machine", default=None,
-                   help="asv machine name (default: the only one registered)")
+def add_recording_arguments(p: argparse.ArgumentParser) -> None:
+    """``--machine`` and ``--unpinned``, the options of every subcommand that records."""
+    add_machine_argument(p, "the only one asv knows")
     p.add_argument("--unpinned", action="store_true",
                    help="record even if the baselines differ from constraints/bench.txt")
 
 
-def _check_pins(args) -> int:
+def parse_recording_args(p: argparse.ArgumentParser,
+                         argv: list[str]) -> tuple[argparse.Namespace, str]:
+    """The arguments of a subcommand that records (its parser has
+    :func:`add_recording_arguments`) and the machine to record on; exit 2 where the installed
+    baselines differ from their pins, unless ``--unpinned``."""
+    args = p.parse_args(argv)
     bad = pin_mismatches(read_pins())
     if bad and not args.unpinned:
-        _log("error: the baselines differ from constraints/bench.txt, so their timings would "
-             "not be comparable with the stored history:\n  " + "\n  ".join(bad) +
-             "\ninstall them with: pip install -c constraints/bench.txt -r constraints/bench.txt"
-             "\n(or pass --unpinned to record anyway)")
-        return 2
-    return 0
+        raise SystemExit(
+            "error: the baselines differ from constraints/bench.txt, so their timings would "
+            "not be comparable with the stored history:\n  " + "\n  ".join(bad) +
+            "\ninstall them with: pip install -c constraints/bench.txt -r constraints/bench.txt"
+            "\n(or pass --unpinned to record anyway)")
+    return args, _default_machine(args.machine)
 
 
 def cmd_run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m rcfast.bench asv run",
-                                description="Record commits' results into asv_bench/results/.")
-    p.add_argument("commits", nargs="*", default=["HEAD"])
-    p.add_argument("-b", "--bench", action="append", default=None,
+    p = make_parser(
+        "python -m rcfast.bench asv run",
+        "Record commits' results into asv_bench/results/MACHINE/, each commit measured in a\n"
+        "git worktree of it (nothing is checked out here, nothing is installed).",
+        ["python -m rcfast.bench asv run",
+         "python -m rcfast.bench asv run HEAD~1 HEAD -b '^ratios\\.' -a repeat=3"])
+    p.add_argument("commits", nargs="*", default=["HEAD"],
+                   help="commits to record (default: HEAD)")
+    p.add_argument("-b", "--bench", action="append", default=None, metavar="REGEX",
                    help="asv benchmark regex (repeatable; default: the whole suite)")
-    p.add_argument("-a", "--attribute", action="append", default=[],
-                   help="asv benchmark attribute override, e.g. repeat=3")
-    _common(p)
-    args = p.parse_args(argv)
-    if rc := _check_pins(args):
-        return rc
-    machine = _default_machine(args.machine)
+    p.add_argument("-a", "--attribute", action="append", default=[], metavar="NAME=VALUE",
+                   help="asv benchmark attribute override, e.g. repeat=3 (repeatable)")
+    add_recording_arguments(p)
+    args, machine = parse_recording_args(p, argv)
     worst = 0
     for c in args.commits:
         worst = max(worst, record(c, machine, args.bench or [], args.attribute))
@@ -133,20 +148,23 @@ def pick_commits(revs: list[str], count: int) -> list[str]:
 
 
 def cmd_backfill(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m rcfast.bench asv backfill",
-                                description="Record a range of commits (first-parent history) "
-                                            "with a small benchmark selection.")
+    p = make_parser(
+        "python -m rcfast.bench asv backfill",
+        "Record a range of commits (first-parent history) with a small benchmark selection:\n"
+        "rcfast's weekly step and its speed-up over the peers, few repeats (~2-3 min a commit\n"
+        "on two busy cores).",
+        ["python -m rcfast.bench asv backfill HEAD~20..HEAD",
+         "python -m rcfast.bench asv backfill HEAD~40..HEAD~20 --count 5 --skip-existing"])
     p.add_argument("range", help="git range, e.g. HEAD~20..HEAD")
-    p.add_argument("--count", type=int, default=10, help="commits to record, spread evenly")
+    p.add_argument("--count", type=int, default=10, metavar="N",
+                   help="commits to record, spread evenly, the newest always in (default: 10)")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip commits that already have results on this machine")
-    p.add_argument("-b", "--bench", action="append", default=None,
-                   help=f"asv benchmark regex (default {BACKFILL_BENCH})")
-    _common(p)
-    args = p.parse_args(argv)
-    if rc := _check_pins(args):
-        return rc
-    machine = _default_machine(args.machine)
+    p.add_argument("-b", "--bench", action="append", default=None, metavar="REGEX",
+                   help="asv benchmark regex (repeatable; default: "
+                        f"{' and '.join(BACKFILL_BENCH)})")
+    add_recording_arguments(p)
+    args, machine = parse_recording_args(p, argv)
     revs = _git("rev-list", "--first-parent", "--reverse", args.range).split()
     chosen = pick_commits(revs, args.count)
     done = set()

@@ -21,3 +21,17 @@ from hypothesis import settings  # noqa: E402
 # JIT compilation on first call must not count against hypothesis' per-example deadline.
 settings.register_profile("rcfast", deadline=None, print_blob=True)
 settings.load_profile("rcfast")
+
+
+@pytest.fixture(scope="session")
+def train_panel(tmp_path_factory) -> Path:
+    """A small weekly panel for the training tests (30,000 synthetic reviews of 150 products,
+    through rcfast.weekly), made once per session; tests only read it."""
+    from rcfast import synth
+    from rcfast.weekly import main as weekly_main
+
+    d = tmp_path_factory.mktemp("train-panel")
+    synth.write_parquet(d / "reviews.parquet", 30_000, seed=3, n_products=150)
+    assert weekly_main([str(d / "reviews.parquet"), "-o", str(d / "panel.parquet"),
+                        "--quiet"]) == 0
+    return d / "panel.parquet"

@@ -9,56 +9,23 @@ directory and its panel compared with the in-process ``rcfast.weekly.main`` run.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from slurm_jobs import REPO, clean_env, submit, usable_node_cpus
 
-REPO = Path(__file__).resolve().parents[1]
 WEEKLY = REPO / "slurm" / "weekly.sbatch"
 MULTINODE = REPO / "slurm" / "weekly-multinode.sbatch"
 JOB_TIMEOUT_S = 150  # per job, queueing included
 ROWS = 20_000
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without the variables of an enclosing Slurm job (pytest may itself run
-    inside one), with this interpreter and this checkout for the jobs."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SLURM_") or k == "SLURM_CONF"}
-    env["PYTHON"] = sys.executable
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
-
-
-def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env=clean_env())
-
-
 @pytest.fixture(scope="module")
 def node_cpus() -> int:
     """Skip unless a Slurm controller answers with a usable node; the CPUs the jobs ask for."""
-    if shutil.which("sbatch") is None:
-        pytest.skip("sbatch is not on PATH (bring up Slurm with: bash .ci/slurm-up.sh)")
-    try:
-        ping = _run(["scontrol", "ping"])
-        nodes = _run(["sinfo", "-h", "-N", "-o", "%T %c"])
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"the Slurm controller does not answer: {exc}")
-    if ping.returncode != 0 or "UP" not in ping.stdout:
-        pytest.skip(f"the Slurm controller does not answer: {(ping.stdout + ping.stderr).strip()}")
-    usable = [int(c) for state, c in (line.split() for line in nodes.stdout.splitlines())
-              if state in ("idle", "mixed", "allocated", "completing")]
-    if not usable:
-        pytest.skip(f"no usable Slurm node: {nodes.stdout.strip() or nodes.stderr.strip()}")
-    return min(2, max(usable))
+    return min(2, usable_node_cpus())
 
 
 @pytest.fixture(scope="module")
@@ -81,22 +48,11 @@ def table(path: Path):
 def sbatch(script: Path, workdir: Path, cpus: int, *args: str, options: tuple = (),
            env: dict | None = None) -> tuple[int, str]:
     """``sbatch --wait`` in ``workdir``; returns (job exit code, job log)."""
-    name = f"rcfast-test-{uuid.uuid4().hex[:8]}"
     mem = [] if any(o.startswith("--mem") for o in options) else ["--mem=1024M"]
-    cmd = ["sbatch", "--wait", "--parsable", f"--job-name={name}", f"--chdir={workdir}",
-           f"--output={workdir}/{name}-%j.out", "--nodes=1", f"--cpus-per-task={cpus}",
-           *mem, "--time=00:05:00", *options, str(script), *args]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=JOB_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL, env=env or clean_env())
-    except subprocess.TimeoutExpired:
-        subprocess.run(["scancel", f"--name={name}"], timeout=15, check=False)
-        pytest.fail(f"job {name} did not finish within {JOB_TIMEOUT_S}s (cancelled); "
-                    f"squeue: {_run(['squeue']).stdout}\nsinfo: {_run(['sinfo', '-N']).stdout}")
-    logs = "\n".join(p.read_text(errors="replace")
-                     for p in sorted(workdir.glob(f"{name}-*.out")))
-    return proc.returncode, (f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}\n"
-                             f"--- job log ---\n{logs}")
+    job = submit(script, *args, log_dir=workdir, env=env, wait=True, timeout=JOB_TIMEOUT_S,
+                 options=["--nodes=1", f"--cpus-per-task={cpus}", *mem, "--time=00:05:00",
+                          *options])
+    return job.returncode, job.log()
 
 
 @pytest.mark.parametrize("script", [WEEKLY, MULTINODE], ids=lambda p: p.name)

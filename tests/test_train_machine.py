@@ -135,17 +135,6 @@ def test_port_agreement_rules(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.fixture(scope="module")
-def panel(tmp_path_factory) -> Path:
-    from rcfast import synth
-    from rcfast.weekly import main as weekly_main
-    d = tmp_path_factory.mktemp("machine")
-    synth.write_parquet(d / "reviews.parquet", 30_000, seed=3, n_products=150)
-    assert weekly_main([str(d / "reviews.parquet"), "-o", str(d / "panel.parquet"),
-                        "--quiet"]) == 0
-    return d / "panel.parquet"
-
-
 TINY = ["--set", "d_model=16", "--set", "n_heads=2", "--set", "d_ff=32", "--set", "n_layers=1",
         "--set", "log_every=1", "--set", "eval_every=0", "--set", "eval_batch_size=512",
         "--set", "warmup_steps=2", "--set", "lr=0.01", "--set", "micro_batch_size=16",
@@ -164,14 +153,14 @@ def _deepspeed() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "deepspeed.launcher.runner"]
 
 
-def test_two_trainings_at_once_both_finish(panel, tmp_path):
+def test_two_trainings_at_once_both_finish(train_panel, tmp_path):
     """Two 2-rank runs started together, neither given --master_port (both would take
     DeepSpeed's 29500): each agrees on its own free port and finishes. One keeps its data on
     the device, the other takes the streaming path (host memory, a copy per batch): same
     weights. Their precision is what the hardware of this machine calls for."""
     procs = {}
     for name, placement in (("a", "device"), ("b", "host")):
-        cmd = [*_deepspeed(), "--num_gpus", "2", str(RUN), "--panel", str(panel),
+        cmd = [*_deepspeed(), "--num_gpus", "2", str(RUN), "--panel", str(train_panel),
                "--out", str(tmp_path / name), "--deepspeed_config",
                str(CONFIGS / "zero1_cpu.json"), *TINY, "--set", f"data_placement={placement}"]
         procs[name] = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE,
@@ -204,9 +193,9 @@ def test_two_trainings_at_once_both_finish(panel, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_precision_flag_wins_in_a_run(panel, tmp_path):
+def test_precision_flag_wins_in_a_run(train_panel, tmp_path):
     """--precision bf16 on a config that leaves it to the hardware: the run records it."""
-    r = subprocess.run([sys.executable, str(RUN), "--panel", str(panel), "--out",
+    r = subprocess.run([sys.executable, str(RUN), "--panel", str(train_panel), "--out",
                         str(tmp_path / "r"), "--deepspeed_config", str(CONFIGS / "zero1_cpu.json"),
                         *TINY, "--max-steps", "2", "--precision", "bf16"],
                        env=_env(), capture_output=True, text=True, timeout=600)
@@ -217,13 +206,13 @@ def test_precision_flag_wins_in_a_run(panel, tmp_path):
     assert hp["deepspeed_config"]["bf16"]["enabled"] is True
 
 
-def test_sigusr1_outside_slurm_checkpoints_and_stops(panel, tmp_path):
+def test_sigusr1_outside_slurm_checkpoints_and_stops(train_panel, tmp_path):
     """Without Slurm a SIGUSR1 still checkpoints at the next step boundary and stops with
     status 75 (nothing to requeue); --resume then finishes the run."""
     import signal
 
     out = tmp_path / "r"
-    args = [sys.executable, str(RUN), "--panel", str(panel), "--out", str(out),
+    args = [sys.executable, str(RUN), "--panel", str(train_panel), "--out", str(out),
             "--deepspeed_config", str(CONFIGS / "zero1_cpu.json"), *TINY, "--max-steps", "2000"]
     env = {k: v for k, v in _env().items() if not k.startswith("SLURM_")}
     p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -21,15 +21,14 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from slurm_jobs import REPO, clean_env, run, submit, usable_node_cpus
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "slurm" / "train.sbatch"
 MULTINODE = REPO / "slurm" / "train-multinode.sbatch"
 RUN = REPO / "train" / "run.py"
@@ -44,57 +43,19 @@ ARGS = ["--max-steps", str(STEPS), "--set", "d_model=16", "--set", "n_heads=2",
         "--set", "average_last=2", "--no-eval"]
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without the variables of an enclosing Slurm job (pytest may itself run
-    inside one), with this checkout for the jobs."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SLURM_") or k == "SLURM_CONF"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
-
-
-def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env=clean_env())
-
-
 @pytest.fixture(scope="module")
 def slurm_up() -> None:
     """Skip unless a Slurm controller answers with a usable node of at least 2 CPUs."""
-    if shutil.which("sbatch") is None:
-        pytest.skip("sbatch is not on PATH (bring up Slurm with: bash .ci/slurm-up.sh)")
-    try:
-        ping = _run(["scontrol", "ping"])
-        nodes = _run(["sinfo", "-h", "-N", "-o", "%T %c"])
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"the Slurm controller does not answer: {exc}")
-    if ping.returncode != 0 or "UP" not in ping.stdout:
-        pytest.skip(f"the Slurm controller does not answer: {(ping.stdout + ping.stderr).strip()}")
-    usable = [int(c) for state, c in (line.split() for line in nodes.stdout.splitlines())
-              if state in ("idle", "mixed", "allocated", "completing")]
-    if not usable or max(usable) < 2:
-        pytest.skip(f"no usable Slurm node with 2 CPUs: {nodes.stdout.strip() or nodes.stderr}")
+    usable_node_cpus(min_cpus=2)
 
 
 @pytest.fixture(scope="module")
-def panel(tmp_path_factory) -> Path:
-    from rcfast import synth
-    from rcfast.weekly import main as weekly_main
-    d = tmp_path_factory.mktemp("slurm-train")
-    synth.write_parquet(d / "reviews.parquet", 30_000, seed=3, n_products=150)
-    assert weekly_main([str(d / "reviews.parquet"), "-o", str(d / "panel.parquet"),
-                        "--quiet"]) == 0
-    return d / "panel.parquet"
-
-
-@pytest.fixture(scope="module")
-def reference(panel, tmp_path_factory) -> Path:
+def reference(train_panel, tmp_path_factory) -> Path:
     """The same training without interruption (deepspeed launcher, two CPU ranks)."""
     ref_dir = tmp_path_factory.mktemp("reference") / "run"
     exe = shutil.which("deepspeed")
     head = [exe] if exe else [sys.executable, "-m", "deepspeed.launcher.runner"]
-    ref = subprocess.run([*head, "--num_gpus", "2", str(RUN), "--panel", str(panel),
+    ref = subprocess.run([*head, "--num_gpus", "2", str(RUN), "--panel", str(train_panel),
                           "--out", str(ref_dir), "--deepspeed_config",
                           str(CONFIGS / "zero1_cpu.json"), *ARGS],
                          env=clean_env(DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
@@ -113,79 +74,59 @@ def _steps_logged(run_dir: Path) -> int:
     return max(steps, default=0)
 
 
-def _job_state(job: str) -> tuple[str, int]:
-    """(JobState, Restarts) from scontrol, ("", -1) once the record is gone (MinJobAge)."""
-    r = _run(["scontrol", "-o", "show", "job", job])
-    if r.returncode != 0:
-        return "", -1
-    fields = dict(f.split("=", 1) for f in r.stdout.split() if "=" in f)
-    return fields.get("JobState", ""), int(fields.get("Restarts", "0"))
-
-
 def _weights(run_dir: Path) -> dict:
     return torch.load(run_dir / "model.pt", weights_only=False)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", [TRAIN, MULTINODE], ids=lambda p: p.name)
-def test_time_limit_signal_checkpoints_requeues_and_resumes_exactly(slurm_up, panel, reference,
-                                                                    script, tmp_path):
+def test_time_limit_signal_checkpoints_requeues_and_resumes_exactly(slurm_up, train_panel,
+                                                                    reference, script, tmp_path):
     run_dir = tmp_path / "slurm-run"
-    name = f"rcfast-train-test-{uuid.uuid4().hex[:8]}"
-    log = tmp_path / f"{name}.out"
-    env = clean_env(PANEL=str(panel), RUN_DIR=str(run_dir),
+    env = clean_env(PANEL=str(train_panel), RUN_DIR=str(run_dir),
                     DS_CONFIG=str(CONFIGS / "zero1_cpu.json"), NUM_GPUS="2",
-                    PYTHON=sys.executable, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
+                    DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
                     TQDM_DISABLE="1", EXTRA_ARGS=" ".join(ARGS),
                     PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     # the scripts' GPU and memory requests are for GPU nodes: this test node has 2 CPUs; one
     # launcher task with 2 CPUs (train.sbatch), or 2 srun tasks = ranks of 1 CPU (multinode)
     tasks = ["--ntasks-per-node=1", "--cpus-per-task=2"] if script == TRAIN else \
         ["--ntasks-per-node=2", "--cpus-per-task=1"]
-    cmd = ["sbatch", "--parsable", f"--job-name={name}", f"--chdir={REPO}",
-           f"--output={log}", "--nodes=1", *tasks, "--gpus-per-node=0", "--mem=3G",
-           "--time=00:10:00", str(script)]
-    sub = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env,
-                         stdin=subprocess.DEVNULL)
-    assert sub.returncode == 0, sub.stderr
-    job = sub.stdout.strip().split(";")[0]
-
-    def job_log(tail: int = 10**9) -> str:
-        text = log.read_text(errors="replace") if log.exists() else "(no log)"
-        return f"$ {' '.join(cmd)}\njob {job}\n--- job log ---\n{text[-tail:]}"
+    job = submit(script, log_dir=tmp_path, chdir=REPO, env=env, name_prefix="rcfast-train-test",
+                 options=["--nodes=1", *tasks, "--gpus-per-node=0", "--mem=3G",
+                          "--time=00:10:00"])
 
     deadline = time.monotonic() + JOB_TIMEOUT_S
     try:
         # 1. let it train a little, then the time-limit warning (to the batch script, as
         #    --signal=B:USR1@N does)
         while _steps_logged(run_dir) < SIGNAL_AFTER_STEP:
-            assert time.monotonic() < deadline, "the job trained no steps:\n" + job_log(6000)
-            state, _ = _job_state(job)
+            assert time.monotonic() < deadline, "the job trained no steps:\n" + job.log(6000)
+            state, _ = job.state()
             assert state in ("PENDING", "CONFIGURING", "RUNNING"), \
-                f"job {state} before the signal:\n{job_log(6000)}"
+                f"job {state} before the signal:\n{job.log(6000)}"
             time.sleep(0.2)
-        sig = _run(["scancel", "--signal=USR1", "--batch", job])
+        sig = run(["scancel", "--signal=USR1", "--batch", job.id])
         assert sig.returncode == 0, sig.stderr
         # 2. it checkpoints, requeues, runs again and completes
         restarts, gone = 0, False
         while not (run_dir / "model.pt").exists() or not gone:
-            assert time.monotonic() < deadline, "the job did not finish:\n" + job_log(6000)
-            state, r = _job_state(job)
+            assert time.monotonic() < deadline, "the job did not finish:\n" + job.log(6000)
+            state, r = job.state()
             restarts = max(restarts, r)
             gone = state in ("COMPLETED", "") or state.startswith("FAIL")
             # Slurm holds a requeued job about two minutes before it starts again (145 s
             # here). Releasing it early raced with slurmd's revoked credential of the first
             # run ("Killing non-startable batch job: Job credential revoked"): the test waits.
             time.sleep(0.5)
-        assert state in ("COMPLETED", ""), f"job ended {state}:\n{job_log(6000)}"
+        assert state in ("COMPLETED", ""), f"job ended {state}:\n{job.log(6000)}"
     finally:
-        if _job_state(job)[0] not in ("", "COMPLETED"):
-            _run(["scancel", job])
-    text = job_log()
-    assert restarts == 1, job_log(6000)
-    assert f"{script.name}: SIGUSR1" in text, job_log(6000)        # the batch script's trap
-    assert "DUE TO JOB REQUEUE" in text, job_log(6000)             # Slurm's own word
-    assert text.count("precision ") == 2, job_log(6000)            # two starts of rank 0
+        job.cancel()
+    text = job.log()
+    assert restarts == 1, job.log(6000)
+    assert f"{script.name}: SIGUSR1" in text, job.log(6000)        # the batch script's trap
+    assert "DUE TO JOB REQUEUE" in text, job.log(6000)             # Slurm's own word
+    assert text.count("precision ") == 2, job.log(6000)            # two starts of rank 0
     recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     stop = [r for r in recs if "requeued" in r]
     assert len(stop) == 1 and stop[0]["requeued"] is True, stop

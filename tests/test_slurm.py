@@ -4,17 +4,23 @@ CI brings up a single-node cluster first (``bash .ci/slurm-up.sh``); without ``s
 PATH, or without a controller that answers, the job tests are skipped (the guard tests, which
 only need bash, always run). Every job is submitted with ``sbatch --wait`` into a temporary
 directory and its panel compared with the in-process ``rcfast.weekly.main`` run.
+
+Node lists (``SLURM_JOB_NODELIST``) are expanded by the real ``scontrol show hostnames``, which
+needs no cluster (skipped only where scontrol is not installed).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from slurm_jobs import REPO, clean_env, submit, usable_node_cpus
+
+from rcfast.nn.launch import first_host, slurm_hostnames, slurm_to_torch_env
 
 WEEKLY = REPO / "slurm" / "weekly.sbatch"
 MULTINODE = REPO / "slurm" / "weekly-multinode.sbatch"
@@ -53,6 +59,45 @@ def sbatch(script: Path, workdir: Path, cpus: int, *args: str, options: tuple = 
                  options=["--nodes=1", f"--cpus-per-task={cpus}", *mem, "--time=00:05:00",
                           *options])
     return job.returncode, job.log()
+
+
+needs_scontrol = pytest.mark.skipif(shutil.which("scontrol") is None,
+                                    reason="scontrol is not on PATH (Slurm's client tools)")
+
+
+@needs_scontrol
+@pytest.mark.parametrize("nodelist, hosts", [
+    ("n[1-3]", ["n1", "n2", "n3"]),
+    ("gpu[07-09,12],cpu1", ["gpu07", "gpu08", "gpu09", "gpu12", "cpu1"]),
+    ("a[1-2]-ib[3-4]", ["a1-ib3", "a1-ib4", "a2-ib3", "a2-ib4"]),
+    ("node5,node6", ["node5", "node6"]),
+])
+def test_node_list_expanded_by_scontrol(nodelist: str, hosts: list[str]) -> None:
+    assert slurm_hostnames(nodelist) == hosts
+    assert first_host(nodelist) == hosts[0]
+
+
+@needs_scontrol
+def test_master_addr_from_a_compressed_node_list() -> None:
+    env = {"SLURM_PROCID": "2", "SLURM_LOCALID": "0", "SLURM_NTASKS": "3", "SLURM_STEP_ID": "0",
+           "SLURM_JOB_NODELIST": "n[1-3]"}
+    assert slurm_to_torch_env(env) == "slurm"
+    assert (env["RANK"], env["WORLD_SIZE"], env["MASTER_ADDR"]) == ("2", "3", "n1")
+
+
+@needs_scontrol
+def test_bad_node_list_says_what_scontrol_said() -> None:
+    with pytest.raises(RuntimeError, match=r"scontrol show hostnames 'n\[3-1\]' failed"):
+        first_host("n[3-1]")
+
+
+def test_plain_host_needs_no_scontrol(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no scontrol on PATH
+    assert slurm_hostnames(" vm\n") == ["vm"] and first_host("gpu-07.local") == "gpu-07.local"
+    with pytest.raises(RuntimeError, match="scontrol is not on PATH"):
+        first_host("n[1-3]")
+    with pytest.raises(ValueError, match="empty"):
+        first_host("  ")
 
 
 @pytest.mark.parametrize("script", [WEEKLY, MULTINODE], ids=lambda p: p.name)

@@ -2,9 +2,9 @@
 
 DeepSpeed reads ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; it
 reads none of Slurm's variables. Under ``srun`` (one task per GPU, no ``deepspeed`` launcher;
-recognised by ``SLURM_STEP_ID``),
-:func:`slurm_to_torch_env` maps ``SLURM_PROCID``, ``SLURM_LOCALID``, ``SLURM_NTASKS`` and the first
-host of ``SLURM_JOB_NODELIST`` onto them. Under the ``deepspeed`` launcher (which sets ``RANK``)
+recognised by ``SLURM_STEP_ID``), :func:`slurm_to_torch_env` maps ``SLURM_PROCID``,
+``SLURM_LOCALID``, ``SLURM_NTASKS`` and the first host of ``SLURM_JOB_NODELIST`` (expanded by
+``scontrol show hostnames``) onto them. Under the ``deepspeed`` launcher (which sets ``RANK``)
 nothing is changed; a plain ``python train/run.py`` becomes a world of one.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,30 +21,34 @@ import time
 from pathlib import Path
 
 
-def first_host(nodelist: str) -> str:
-    """First host of a Slurm node list: ``"gpu[07-09,12],cpu1"`` -> ``"gpu07"``."""
+def slurm_hostnames(nodelist: str) -> list[str]:
+    """The hosts of a Slurm node list, as Slurm itself expands it (``scontrol show hostnames``):
+    ``"gpu[07-08],cpu1"`` -> ``["gpu07", "gpu08", "cpu1"]``. A single plain host name is
+    returned as it is (no ``scontrol`` needed); any other list needs ``scontrol`` on PATH."""
     nodelist = nodelist.strip()
     if not nodelist:
         raise ValueError("empty SLURM_JOB_NODELIST")
-    depth, end = 0, len(nodelist)
-    for i, ch in enumerate(nodelist):  # first top-level comma
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            end = i
-            break
-    item = nodelist[:end]
-    m = re.match(r"^([^\[]*)\[([^\]]+)\](.*)$", item)
-    if not m:
-        return item
-    prefix, ranges, suffix = m.groups()
-    first = ranges.split(",")[0].split("-")[0]
-    # a second bracket group (rare: "n[1-2]-ib[0-1]") keeps its first element too
-    if "[" in suffix:
-        suffix = first_host(suffix)
-    return f"{prefix}{first}{suffix}"
+    if not any(c in nodelist for c in "[],"):
+        return [nodelist]
+    exe = shutil.which("scontrol")
+    if exe is None:
+        raise RuntimeError(f"cannot expand the Slurm node list {nodelist!r}: scontrol is not on "
+                           f"PATH (set MASTER_ADDR to the first host, or put Slurm's bin on PATH)")
+    try:
+        r = subprocess.run([exe, "show", "hostnames", nodelist], capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise RuntimeError(f"scontrol show hostnames {nodelist!r} failed: {e}") from e
+    hosts = r.stdout.split()
+    if r.returncode != 0 or not hosts:
+        raise RuntimeError(f"scontrol show hostnames {nodelist!r} failed (exit {r.returncode}): "
+                           f"{(r.stdout + r.stderr).strip()}")
+    return hosts
+
+
+def first_host(nodelist: str) -> str:
+    """First host of a Slurm node list: ``"gpu[07-09,12],cpu1"`` -> ``"gpu07"``."""
+    return slurm_hostnames(nodelist)[0]
 
 
 def free_port() -> int:

@@ -41,16 +41,20 @@ def _median_ratio(peer, ours, pairs: int) -> float:
     return statistics.median(tp) / statistics.median(tr)
 
 
-class WeeklySpeedup:
+class _Speedup:
+    """What every speed-up benchmark shares: parameters (peer, input rows), the time limit and
+    the unit. A ``track_`` benchmark's value is whatever one call returns (here the median of
+    ``PAIRS`` pairs), so asv's ``rounds``, ``repeat`` and ``number`` do not apply to it."""
+
+    param_names = ["peer", "rows"]
+    timeout = 900
+    unit = "x"
+
+
+class WeeklySpeedup(_Speedup):
     """The weekly step (read Parquet, sparse panel, write Parquet): peer s / rcfast s."""
 
     params = [PEERS, [1_000_000]]
-    param_names = ["peer", "rows"]
-    timeout = 900
-    rounds = 1
-    repeat = 1
-    number = 1
-    unit = "x"
 
     def setup(self, peer, rows):
         __import__(peer)  # a missing peer fails here, visibly, not as a ratio
@@ -80,15 +84,10 @@ class WeeklySpeedup:
     track_speedup.unit = "x"
 
 
-class CombineSpeedup:
+class CombineSpeedup(_Speedup):
     """The combine step (Amazon-2023 JSONL.gz in, Parquet out): peer s / rcfast s."""
 
     params = [PEERS, [200_000]]
-    param_names = ["peer", "rows"]
-    timeout = 900
-    rounds = 1
-    repeat = 1
-    number = 1
 
     def setup_cache(self):
         from rcfast.synth import write_jsonl

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
+from rcfast.bench.options import dispatch, subcommand_help
+
 
 class Subcommand(NamedTuple):
     target: str  #: "module:function"
@@ -49,36 +51,20 @@ def _load(target: str) -> Callable[[list[str]], int]:
 
 
 def _usage() -> str:
-    width = max(map(len, SUBCOMMANDS))
-    lines = ["usage: python -m rcfast.bench SUBCOMMAND [options]",
-             "",
-             "The comparison benchmarks: rcfast against pandas, Polars, DuckDB and others, each",
-             "tool timed in its own process on the same generated input.",
-             "",
-             "subcommands:"]
-    lines += [f"  {name:<{width}}  {sub.summary}" for name, sub in SUBCOMMANDS.items()]
-    lines += ["",
-              "Shared options are spelled the same in every subcommand: --cache-dir DIR,",
-              "--work-dir DIR, --repeat N, --json FILE, --seed N. 'python -m rcfast.bench",
-              "SUBCOMMAND --help' lists a subcommand's options.",
-              "",
-              "examples:"]
-    lines += [f"  {e}" for e in _EXAMPLES]
-    return "\n".join(lines)
+    return subcommand_help(
+        "python -m rcfast.bench",
+        ["The comparison benchmarks: rcfast against pandas, Polars, DuckDB and others, each",
+         "tool timed in its own process on the same generated input."],
+        {name: sub.summary for name, sub in SUBCOMMANDS.items()}, _EXAMPLES,
+        notes=["Shared options are spelled the same in every subcommand: --cache-dir DIR,",
+               "--work-dir DIR, --repeat N, --json FILE, --seed N."])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand; exit status 2 on an unknown or missing one."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage(), file=sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in SUBCOMMANDS:
-        print(f"{_usage()}\n\nerror: unknown subcommand {name!r}; "
-              f"choose from {', '.join(SUBCOMMANDS)}", file=sys.stderr)
-        return 2
-    return int(_load(SUBCOMMANDS[name].target)(rest) or 0)
+    return dispatch(argv, list(SUBCOMMANDS),
+                    lambda name, rest: int(_load(SUBCOMMANDS[name].target)(rest) or 0), _usage())
 
 
 if __name__ == "__main__":

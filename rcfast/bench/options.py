@@ -1,13 +1,14 @@
 """The command-line convention of ``python -m rcfast.bench``: the options every subcommand spells
-the same way (:func:`add_common_arguments`), and parsers whose help is plain text ending with
-examples (:func:`make_parser`).
+the same way (:func:`add_common_arguments`), parsers whose help is plain text ending with
+examples (:func:`make_parser`), and the help and dispatch of a command made of subcommands
+(:func:`subcommand_help`, :func:`dispatch`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 #: The help of each shared option where a subcommand says nothing more specific.
@@ -91,3 +92,30 @@ def add_deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, de
     """Accept ``old`` as a hidden, deprecated spelling of the option ``new`` (same ``dest``)."""
     parser.add_argument(old, dest=dest, type=type, action=_DeprecatedAlias, new=new,
                         help=argparse.SUPPRESS)
+
+
+def subcommand_help(prog: str, about: Sequence[str], summaries: Mapping[str, str],
+                    examples: Sequence[str], notes: Sequence[str] = ()) -> str:
+    """The help of a command made of subcommands: usage, ``about`` (lines), the subcommands one
+    line each, ``notes`` (lines), examples."""
+    width = max(map(len, summaries))
+    lines = [f"usage: {prog} SUBCOMMAND [options]", "", *about, "", "subcommands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, summary in summaries.items()]
+    lines += ["", *notes, f"'{prog} SUBCOMMAND --help' lists a subcommand's options.", "",
+              "examples:"]
+    lines += [f"  {e}" for e in examples]
+    return "\n".join(lines)
+
+
+def dispatch(argv: list[str], names: Sequence[str], run: Callable[[str, list[str]], int],
+             help_text: str) -> int:
+    """``run(name, rest)`` for ``argv = [name, *rest]``; the help on stdout for ``-h`` or
+    ``--help`` (exit status 0), on stderr with exit status 2 for no or an unknown subcommand."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(help_text, file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    if argv[0] not in names:
+        print(f"{help_text}\n\nerror: unknown subcommand {argv[0]!r}; choose from "
+              f"{', '.join(names)}", file=sys.stderr)
+        return 2
+    return run(argv[0], argv[1:])

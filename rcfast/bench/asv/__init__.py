@@ -55,6 +55,7 @@ from rcfast.bench.asv.publish import (
     vendor_assets,
     views_html,
 )
+from rcfast.bench.options import dispatch, subcommand_help
 from rcfast.bench.asv.record import (
     BACKFILL_ATTRS,
     BACKFILL_BENCH,
@@ -131,41 +132,31 @@ _EXAMPLES = [
 
 
 def _usage() -> str:
-    width = max(map(len, COMMANDS))
-    lines = ["usage: python -m rcfast.bench asv SUBCOMMAND [options]",
-             "",
-             "Record, backfill, compare and publish the asv history. The results live in git",
-             "(asv_bench/results/MACHINE/, small JSON files). Each commit is measured in a git",
-             "worktree of it with 'asv run --python=same --set-commit-hash', importing that",
-             "commit's rcfast in this environment, whose baselines are pinned by",
-             "constraints/bench.txt: nothing is checked out here and nothing is installed.",
-             "",
-             "subcommands:"]
-    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
-    lines += ["", "'python -m rcfast.bench asv SUBCOMMAND --help' lists a subcommand's options.",
-              "", "examples:"]
-    lines += [f"  {e}" for e in _EXAMPLES]
-    return "\n".join(lines)
+    return subcommand_help(
+        "python -m rcfast.bench asv",
+        ["Record, backfill, compare and publish the asv history. The results live in git",
+         "(asv_bench/results/MACHINE/, small JSON files). Each commit is measured in a git",
+         "worktree of it with 'asv run --python=same --set-commit-hash', importing that",
+         "commit's rcfast in this environment, whose baselines are pinned by",
+         "constraints/bench.txt: nothing is checked out here and nothing is installed."],
+        {name: summary for name, (_, summary) in COMMANDS.items()}, _EXAMPLES)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Dispatch to an asv subcommand; exit status 2 on an unknown or missing one, or where a
-    subcommand stops with a message."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
-        asked = bool(argv) and argv[0] in ("-h", "--help")
-        print(_usage(), file=sys.stdout if asked else sys.stderr)
-        if argv and not asked:
-            print(f"\nerror: unknown subcommand {argv[0]!r}; choose from "
-                  f"{', '.join(COMMANDS)}", file=sys.stderr)
-        return 0 if asked else 2
+def _run(name: str, argv: list[str]) -> int:
+    """An asv subcommand's exit status; 2, with its message, where it stops with one."""
     try:
-        return int(COMMANDS[argv[0]][0](argv[1:]) or 0)
+        return int(COMMANDS[name][0](argv) or 0)
     except SystemExit as exc:
         if isinstance(exc.code, str):
             _log(exc.code)
             return 2
         return int(exc.code or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to an asv subcommand; exit status 2 on an unknown or missing one."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return dispatch(argv, list(COMMANDS), _run, _usage())
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rcfast.arrow_io import InputError, ReadOptions, convert_batch
+from rcfast.errors import InputError
+from rcfast.weekly.convert import convert_batch
+from rcfast.weekly.read import ReadOptions
 from rcfast.kernels import aggregate
 
 RATING_TYPES = [pa.float32(), pa.float64(), pa.int8(), pa.int64(), pa.uint16(),
@@ -92,8 +94,8 @@ def test_pack_from_arrow_buffers_matches_python(batch, start):
 
 
 def test_pack_rejects_text_too_long_and_bad_types():
-    from rcfast.loader import load_batches
-    from rcfast.arrow_io import Batch
+    from rcfast.weekly.load import load_batches
+    from rcfast.weekly.read import Batch
 
     n = 3
     cols = {"product_id": pa.chunked_array([pa.array(["a", "b", "c"])]),

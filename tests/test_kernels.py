@@ -92,7 +92,7 @@ def test_product_encoder_mixes_short_long_dict_and_null(batches, as_dict):
     # every row's final code is its id's rank in byte order
     import pyarrow as pa
 
-    from rcfast.arrow_io import ProductEncoder
+    from rcfast.weekly.products import ProductEncoder
 
     enc = ProductEncoder()
     pool_codes = []

@@ -307,11 +307,11 @@ def test_in_process_run_never_imports_pandas(tmp_path):
 
 def test_directory_output_parallel_parts_keep_order(tmp_path, monkeypatch):
     """Many part files written by parallel threads: read in name order, the panel is intact."""
-    import rcfast.panel
+    import rcfast.weekly.panel
     import rcfast.weekly.write as weekly
 
     monkeypatch.setattr(weekly, "PART_ROWS", 50)
-    monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 40)
+    monkeypatch.setattr(rcfast.weekly.panel, "SLICE_ROWS", 40)
     t = sample_table(2000, products=300)
     src = write(t, tmp_path / "in.parquet")
     single = tmp_path / "one.parquet"
@@ -329,12 +329,12 @@ def test_directory_output_parallel_parts_keep_order(tmp_path, monkeypatch):
 def test_file_output_row_groups_encoded_in_parallel(tmp_path, monkeypatch):
     """A file output's row groups are encoded by --threads threads and stitched together
     (rcfast.parquet_stitch): the same file as one encoder writes, and the reference panel."""
-    import rcfast.panel
+    import rcfast.weekly.panel
     import rcfast.parquet_stitch as stitch
     import rcfast.weekly.write as weekly
 
     monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 30)
-    monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
+    monkeypatch.setattr(rcfast.weekly.panel, "SLICE_ROWS", 70)
     stitched: list[int] = []  # row groups that went through the parallel encoders
     write_row_group = stitch.StitchedParquetWriter.write_row_group
     monkeypatch.setattr(stitch.StitchedParquetWriter, "write_row_group",
@@ -361,11 +361,11 @@ def test_write_bar_counts_every_row_before_it_closes(tmp_path, monkeypatch):
     closed, with the stitched encoders too: their last row groups used to land only at the
     file's close, after the bar (96 % on a 10M-row run)."""
     import rcfast._cli as cli
-    import rcfast.panel
+    import rcfast.weekly.panel
     import rcfast.weekly.write as weekly
 
     monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 30)
-    monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
+    monkeypatch.setattr(rcfast.weekly.panel, "SLICE_ROWS", 70)
     bars: dict[str, list] = {}
 
     class Bar:
@@ -391,9 +391,9 @@ def test_write_bar_counts_every_row_before_it_closes(tmp_path, monkeypatch):
 
 def test_many_read_batches_equal_reference(tmp_path, monkeypatch):
     """Products spread over many read batches: the per-batch codes unify into one panel."""
-    import rcfast.arrow_io as arrow_io
+    import rcfast.weekly.read as weekly_read
 
-    monkeypatch.setattr(arrow_io, "BATCH_ROWS", 128)
+    monkeypatch.setattr(weekly_read, "BATCH_ROWS", 128)
     t = sample_table(1500, products=90)
     src = write(t, tmp_path / "in.parquet", row_group_size=100)
     out = tmp_path / "p.parquet"
@@ -521,10 +521,10 @@ def test_prefetch_reads_ahead_from_the_start_and_stops_when_closed():
 def test_panel_integers_delta_packed_and_row_groups_whole_slices(tmp_path, monkeypatch):
     """Integer columns are DELTA_BINARY_PACKED (uncompressed under snappy, compressed under
     zstd), the others snappy; each computed slice of whole products is one row group."""
-    import rcfast.panel
+    import rcfast.weekly.panel
     import rcfast.weekly.write as weekly
 
-    monkeypatch.setattr(rcfast.panel, "SLICE_ROWS", 70)
+    monkeypatch.setattr(rcfast.weekly.panel, "SLICE_ROWS", 70)
     monkeypatch.setattr(weekly, "ROW_GROUP_ROWS", 70)
     t = sample_table(2000, products=300)
     src = write(t, tmp_path / "in.parquet")

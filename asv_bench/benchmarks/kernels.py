@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from rcfast.arrow_io import encode_products
+from rcfast.weekly.products import encode_products
 from rcfast.kernels import aggregate, features, group
 from rcfast.kernels.time import week_index
-from rcfast.panel import EWM_ALPHA
+from rcfast.weekly.panel import EWM_ALPHA
 
 from ._data import reviews
 
@@ -85,7 +85,7 @@ class PackRows:
     def setup(self, tool, rows):
         from pathlib import Path
 
-        from rcfast.arrow_io import ReadOptions
+        from rcfast.weekly.read import ReadOptions
 
         t = reviews(rows)
         names = ["product_id", "timestamp", "rating", "helpful_votes", "verified", "text_len"]
@@ -97,7 +97,7 @@ class PackRows:
         self._rcfast()  # warm the JIT
 
     def _rcfast(self):
-        from rcfast.arrow_io import convert_batch
+        from rcfast.weekly.convert import convert_batch
 
         convert_batch(self.where, self.cols, self.colmap, self.opts).pack(self.out, 0)
 

@@ -10,8 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rcfast.arrow_buffers import string_buffers
+
 from .normalize import output_schema
-from .string_hashes import _string_buffers, hash_strings
+from .string_hashes import hash_strings
 
 if TYPE_CHECKING:
     from .pipeline import Spill
@@ -67,7 +69,7 @@ def _product_rank(dictionary: pa.Array) -> np.ndarray:
     rank = np.empty(d, dtype=np.int64)
     if d == 0:
         return rank
-    offsets, data, _ = _string_buffers(dictionary)
+    offsets, data = string_buffers(dictionary)
     lens = np.diff(offsets)
     if dictionary.null_count == 0 and int(lens.max()) <= 16 and data.size:
         width = np.arange(16, dtype=np.int64)

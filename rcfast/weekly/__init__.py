@@ -1,8 +1,14 @@
 """The weekly step: review rows -> the weekly per-product panel (docs/spec-weekly.md).
 
-Modules: :mod:`~rcfast.weekly.api` (the Python API), :mod:`~rcfast.weekly.cli` (``python -m
-rcfast.weekly``), :mod:`~rcfast.weekly.read` (input), :mod:`~rcfast.weekly.write` (output),
-:mod:`~rcfast.weekly.summary`, :mod:`~rcfast.weekly.distributed` (Dask).
+Modules, in the order data flows: :mod:`~rcfast.weekly.read` (find inputs, map columns, read
+batches), :mod:`~rcfast.weekly.convert` (check and convert a batch's columns),
+:mod:`~rcfast.weekly.products` (product ids -> codes), :mod:`~rcfast.weekly.load` (batches ->
+:class:`~rcfast.weekly.panel.Columns`, rows set aside), :mod:`~rcfast.weekly.panel` (the kernels'
+caller: the panel itself), :mod:`~rcfast.weekly.write` and :mod:`~rcfast.weekly.summary`
+(output); :mod:`~rcfast.weekly.spill` and :mod:`~rcfast.weekly.partitions` (out of core),
+:mod:`~rcfast.weekly.distributed` (Dask); :mod:`~rcfast.weekly.run` (one job),
+:mod:`~rcfast.weekly.api` (the Python API) and :mod:`~rcfast.weekly.cli` (``python -m
+rcfast.weekly``) at the edge.
 """
 
 from rcfast.weekly.api import weekly_panel

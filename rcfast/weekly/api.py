@@ -16,9 +16,9 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rcfast.arrow_io import ReadOptions, table_batches
-from rcfast.loader import load_batches
-from rcfast.panel import DEFAULT_LAGS, DEFAULT_WINDOWS, PanelOptions, compute_panel
+from rcfast.weekly.load import load_batches
+from rcfast.weekly.panel import DEFAULT_LAGS, DEFAULT_WINDOWS, PanelOptions, compute_panel
+from rcfast.weekly.read import ReadOptions, table_batches
 from rcfast.weekly.options import parse_until
 
 __all__ = ["WeeklyResult", "weekly_panel"]

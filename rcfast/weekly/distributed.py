@@ -23,10 +23,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rcfast.arrow_io import ReadOptions, parquet_rows
 from rcfast.errors import InputError
-from rcfast.loader import Rejects
-from rcfast.panel import PanelOptions, PanelStats, panel_schema
+from rcfast.weekly.load import Rejects
+from rcfast.weekly.panel import PanelOptions, PanelStats, panel_schema
+from rcfast.weekly.read import ReadOptions, parquet_rows
 from rcfast.weekly.partitions import (
     SAMPLES_PER_PARTITION,
     Block,

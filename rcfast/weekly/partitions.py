@@ -1,9 +1,9 @@
 """Partitions of whole products by ranges of the product id: the out-of-core and Dask stages.
 
-Two stages, no maths of their own (that is :func:`rcfast.panel.panel_batches`):
+Two stages, no maths of their own (that is :func:`rcfast.weekly.panel.panel_batches`):
 
 1. :func:`split_block` — one block of input rows (a file, or consecutive row groups of one)
-   is read and checked exactly as the in-memory run reads it (:func:`rcfast.loader.
+   is read and checked exactly as the in-memory run reads it (:func:`rcfast.weekly.load.
    load_batches`: the same rows set aside, the same counts and examples), and its kept rows are
    cut by the product-id ranges of a :class:`PartitionPlan` into one Arrow IPC piece per
    partition on scratch (product ids dictionary-encoded, weeks, packed values).
@@ -32,10 +32,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rcfast.arrow_io import ReadOptions, map_columns, open_parquet, read_batches
 from rcfast.kernels import aggregate, group
-from rcfast.loader import Rejects, load_batches
-from rcfast.panel import Columns, PanelOptions, PanelStats, panel_batches
+from rcfast.weekly.load import Rejects, load_batches
+from rcfast.weekly.panel import Columns, PanelOptions, PanelStats, panel_batches
+from rcfast.weekly.read import Prefetch, ReadOptions, map_columns, open_parquet, read_batches
 
 #: Ids drawn for the splitters per partition: quantiles of 256 draws are within a few
 #: percent of the true ones, so partitions come out within ~1.3x of their target size.
@@ -201,8 +201,6 @@ def split_block(block: Block, ropts: ReadOptions, until_week: int | None, strict
                 plan: PartitionPlan, scratch: Path, name: str) -> SplitResult:
     """Stage 1: read and check one block, write its kept rows as one piece per partition
     (``scratch/pPPPPP/NAME.arrow``)."""
-    from rcfast.weekly.read import Prefetch
-
     # the next batch's Parquet decoding (pyarrow, no GIL) overlaps this one's kernels
     reader = Prefetch(read_batches(block.path, ropts, block.row_groups))
     try:

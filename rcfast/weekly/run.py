@@ -15,9 +15,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from rcfast.arrow_io import ReadOptions, parquet_rows, resolve_inputs
 from rcfast.errors import InputError
-from rcfast.panel import (
+from rcfast.weekly.panel import (
     DEFAULT_LAGS,
     DEFAULT_WINDOWS,
     PanelOptions,
@@ -34,7 +33,8 @@ from rcfast.resources import (
 )
 from rcfast.schema import parse_mapping
 from rcfast.weekly.options import parse_int_list, parse_until
-from rcfast.weekly.read import load
+from rcfast.weekly.load import load
+from rcfast.weekly.read import ReadOptions, parquet_rows, resolve_inputs
 from rcfast.weekly.spill import plan_memory, spilled_panel
 from rcfast.weekly.summary import make_summary, print_preview, print_summary
 from rcfast.weekly.write import PanelWriter, check_output_path, output_paths

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from rcfast.arrow_io import ReadOptions
-from rcfast.loader import Rejects
-from rcfast.panel import PanelOptions, PanelStats
+from rcfast.weekly.load import Rejects
+from rcfast.weekly.panel import PanelOptions, PanelStats
+from rcfast.weekly.read import ReadOptions
 from rcfast.weekly.partitions import (
     SAMPLES_PER_PARTITION,
     plan_blocks,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from rcfast import SPEC_VERSION, __version__
-from rcfast.loader import Rejects
-from rcfast.panel import PanelOptions, PanelStats
+from rcfast.weekly.load import Rejects
+from rcfast.weekly.panel import PanelOptions, PanelStats
 from rcfast.schema import PLAUSIBLE_MAX_MS, PLAUSIBLE_MIN_MS
 
 #: Weeks outside these dates are aggregated (the spec sets aside only unreadable times) but

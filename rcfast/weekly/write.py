@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rcfast.errors import InputError
-from rcfast.panel import SLICE_ROWS
+from rcfast.weekly.panel import SLICE_ROWS
 from rcfast.publish import publish, temporary_sibling
 
 SUMMARY_KEY = b"rcfast.summary"

@@ -15,6 +15,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from rcfast.arrow_buffers import string_buffers
 from rcfast.kernels import aggregate, features, group, strings
 from rcfast.kernels.time import week_to_days
 
@@ -161,25 +162,6 @@ def _string_array(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     offs = offsets if big else offsets.astype(np.int32)
     return pa.Array.from_buffers(typ, len(offsets) - 1,
                                  [None, pa.py_buffer(offs), pa.py_buffer(data)])
-
-
-def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """``(offsets int64, data uint8)`` of a string array, honouring its slice offset."""
-    if pa.types.is_string(arr.type) or pa.types.is_binary(arr.type):
-        dtype = np.int32
-    elif pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
-        dtype = np.int64
-    else:
-        raise TypeError(f"not a string array: {arr.type}")
-    bufs = arr.buffers()
-    n = len(arr)
-    if bufs[1] is None:
-        offsets = np.zeros(n + 1, dtype=np.int64)
-    else:
-        offsets = np.frombuffer(bufs[1], dtype=dtype)[arr.offset: arr.offset + n + 1]
-        offsets = offsets.astype(np.int64, copy=dtype is np.int32)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.empty(0, np.uint8)
-    return offsets, data
 
 
 #: Panel rows per output batch: features, Arrow arrays and the Parquet writer work on one

@@ -1,0 +1,119 @@
+"""Product ids -> dense integer codes, products in byte order: :class:`ProductEncoder` across
+the batches of a run, :func:`encode_products` for one set of chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from rcfast.arrow_buffers import string_buffers
+from rcfast.kernels import strings
+
+
+def _large(arr: pa.Array) -> pa.Array:
+    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
+
+
+class ProductEncoder:
+    """Product ids of many batches -> one integer code per row, products in byte order.
+
+    Each batch is encoded on its own (its keys and table stay in cache; of a dictionary chunk
+    only the dictionary is encoded, then its indices gathered), its distinct ids join a pool,
+    and :meth:`finish` encodes the pool, sorts the distinct ids and gives the map from pool
+    codes to final codes. While every id has at most
+    :data:`~rcfast.kernels.strings.KEY_MAX_BYTES` bytes (ASINs have 10) they travel as
+    two-word integer keys; the first longer id turns the pool into strings for the rest.
+    """
+
+    def __init__(self) -> None:
+        self._pool: list[pa.Array] = []  #: string mode: distinct ids of each batch
+        self._keys: list[tuple[np.ndarray, np.ndarray]] | None = []  #: key mode (None: off)
+        self._size = 0
+
+    def _to_strings(self) -> None:
+        if self._keys is None:
+            return
+        for k0, k1 in self._keys:
+            self._pool.append(_strings_of_keys(k0, k1))
+        self._keys = None
+
+    def _add_plain(self, a: pa.Array) -> tuple[np.ndarray, int]:
+        """Local codes of one plain string chunk, its distinct ids appended to the pool."""
+        off, data = string_buffers(a)
+        if self._keys is not None and strings.max_length(off) <= strings.KEY_MAX_BYTES:
+            local, u0, u1 = strings.encode_keys(*strings.pack_keys(off, data))
+            self._keys.append((u0, u1))
+            return local, len(u0)
+        self._to_strings()
+        local, u_off, u_data = strings.encode_strings(off, data)
+        self._pool.append(pa.Array.from_buffers(
+            pa.large_string(), len(u_off) - 1, [None, pa.py_buffer(u_off),
+                                                pa.py_buffer(u_data)]))
+        return local, len(u_off) - 1
+
+    def add(self, chunks: list[pa.Array]) -> np.ndarray:
+        """Pool codes (int32, -1 for null) of the rows of ``chunks``."""
+        out = []
+        for ch in chunks:
+            if pa.types.is_dictionary(ch.type):
+                d = _large(ch.dictionary)
+                idx = ch.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+                # the dictionary itself goes through the plain path: it joins the pool encoded
+                d_codes, n_new = self._add_plain(d)
+                lookup = d_codes + np.int32(self._size)
+                if d.null_count:
+                    lookup[~d.is_valid().to_numpy(zero_copy_only=False)] = -1
+                codes = (np.where(idx >= 0, lookup[np.maximum(idx, 0)], -1).astype(np.int32)
+                         if len(d) else np.full(len(idx), -1, dtype=np.int32))
+            else:
+                a = _large(ch)
+                local, n_new = self._add_plain(a)
+                codes = local + np.int32(self._size)
+                if a.null_count:
+                    codes[~a.is_valid().to_numpy(zero_copy_only=False)] = -1
+            self._size += n_new
+            out.append(codes)
+        return np.concatenate(out) if out else np.empty(0, np.int32)
+
+    def finish(self) -> tuple[np.ndarray, pa.Array]:
+        """``(mapping int32[pool], products)``: pool code -> rank of the id in byte order."""
+        if self._keys is not None:
+            k0 = (np.concatenate([k[0] for k in self._keys]) if self._keys
+                  else np.empty(0, np.uint64))
+            k1 = (np.concatenate([k[1] for k in self._keys]) if self._keys
+                  else np.empty(0, np.uint64))
+            self._keys = []
+            codes, u0, u1 = strings.encode_keys(k0, k1)
+            del k0, k1
+            order = strings.argsort_keys(u0, u1)
+            s_off, s_data = strings.unpack_keys_at(u0, u1, order)
+        else:
+            pool = (pa.concat_arrays(self._pool) if len(self._pool) > 1 else
+                    self._pool[0] if self._pool else pa.array([], type=pa.large_string()))
+            self._pool = []
+            off, data = string_buffers(pool)
+            codes, u_off, u_data = strings.encode_strings(off, data)
+            order = strings.argsort_strings(u_off, u_data)
+            s_off, s_data = strings.take_strings(u_off, u_data, order)
+        rank = np.empty(order.shape[0], dtype=np.int32)
+        rank[order] = np.arange(order.shape[0], dtype=np.int32)
+        products = pa.Array.from_buffers(pa.large_string(), len(order),
+                                         [None, pa.py_buffer(s_off), pa.py_buffer(s_data)])
+        if s_off[-1] < 2**31:
+            products = products.cast(pa.string())
+        return strings.take(rank, codes), products
+
+
+def _strings_of_keys(k0: np.ndarray, k1: np.ndarray) -> pa.Array:
+    off, data = strings.unpack_keys(k0, k1)
+    return pa.Array.from_buffers(pa.large_string(), len(k0),
+                                 [None, pa.py_buffer(off), pa.py_buffer(data)])
+
+
+def encode_products(chunks: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
+    """Integer code per row (-1 for null) and the distinct ids in byte order."""
+    enc = ProductEncoder()
+    codes = enc.add(chunks)
+    mapping, products = enc.finish()
+    strings.remap(codes, mapping)
+    return codes, products

@@ -142,7 +142,7 @@ class GroupAggregate:
         perm, off, sw = group.sort_by_product_week(self.codes, self.week, len(self.products),
                                                    numba.get_num_threads())
         g_off, run_start = group.week_runs(sw, off)
-        return aggregate.weekly_aggregates(run_start, *aggregate.gather_rows(perm, self.rows))
+        return aggregate.weekly_aggregates(run_start, aggregate.gather_rows(perm, self.rows))
 
     def time_group_aggregate(self, tool, rows):
         if tool == "pandas":

@@ -8,6 +8,7 @@ state laid out as plain arrays so that partitions holding whole products need no
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -42,18 +43,21 @@ def _bit(bits, i):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def pack_columns(out, start, n, rating, r_at, r_valid, r_vat, helpful, h_at, h_valid, h_vat,
-                 v_bits, v_at, v_valid, v_vat, text_len, t_at, t_valid, t_vat):
+def pack_columns(out, start, n, rating_col, helpful_col, verified_col, text_len_col):
     """:func:`pack_rows` straight from Arrow's buffers: ``n`` rows into ``out[start:]``.
 
-    Each column comes as its values (any numeric dtype; ``verified`` as a bitmap) read from
-    element ``*_at``, and an LSB-first validity bitmap read from bit ``*_vat`` (empty: no
-    nulls). An empty ``helpful``, ``v_bits`` or ``text_len`` means the column is absent (all
-    null). A null rating becomes NaN, a null helpful count 0. Returns the least and greatest
-    valid text length (0, 0 when none), which the caller checks against
-    :data:`TEXT_LEN_LIMIT`: one pass over the batch instead of a cast, a ``fill_null`` and a
-    copy per column.
+    Each column comes as a tuple ``(values, at, valid, valid_at)``: its values (any numeric
+    dtype; ``verified`` as a bitmap) read from element ``at``, and an LSB-first validity bitmap
+    read from bit ``valid_at`` (empty: no nulls). Empty values of ``helpful``, ``verified`` or
+    ``text_len`` mean the column is absent (all null). A null rating becomes NaN, a null
+    helpful count 0. Returns the least and greatest valid text length (0, 0 when none),
+    which the caller checks against :data:`TEXT_LEN_LIMIT`: one pass over the batch instead
+    of a cast, a ``fill_null`` and a copy per column.
     """
+    rating, r_at, r_valid, r_vat = rating_col
+    helpful, h_at, h_valid, h_vat = helpful_col
+    v_bits, v_at, v_valid, v_vat = verified_col
+    text_len, t_at, t_valid, t_vat = text_len_col
     outf = out.view(np.float64)
     has_h = helpful.shape[0] > 0
     has_v = v_bits.shape[0] > 0
@@ -107,29 +111,53 @@ def _unpack(rows, idx, use_idx):
     return rb, h, v, t, tv
 
 
-def unpack_rows(rows):
-    """The columns of packed rows: ``(rating, helpful, verified, text_len, text_len_valid)``."""
+class ReviewValues(NamedTuple):
+    """The values of reviews as columns, one element per review."""
+
+    rating: np.ndarray  #: float64
+    helpful: np.ndarray  #: int64, null as 0
+    verified: np.ndarray  #: int8: 1 true, 0 false, -1 null
+    text_len: np.ndarray  #: int64 (0 where null)
+    text_len_valid: np.ndarray  #: bool
+
+
+def unpack_rows(rows) -> ReviewValues:
+    """The columns of packed rows."""
     rb, h, v, t, tv = _unpack(rows, np.empty(0, dtype=np.int64), False)
-    return rb.view(np.float64), h, v, t, tv
+    return ReviewValues(rb.view(np.float64), h, v, t, tv)
 
 
-def gather_rows(idx, rows):
-    """The columns of packed rows ``idx``, contiguous: ``(rating, helpful, verified,
-    text_len, text_len_valid)``. One record per row keeps each random read to one cache line;
-    the aggregation then reads its rows in order."""
+def gather_rows(idx, rows) -> ReviewValues:
+    """The columns of packed rows ``idx``, contiguous. One record per row keeps each random
+    read to one cache line; the aggregation then reads its rows in order."""
     rb, h, v, t, tv = _unpack(rows, idx, True)
-    return rb.view(np.float64), h, v, t, tv
+    return ReviewValues(rb.view(np.float64), h, v, t, tv)
+
+
+class WeeklyAggregates(NamedTuple):
+    """Per (product, week) group: the spec's aggregates and the sums behind its shares."""
+
+    n: np.ndarray  #: int32 reviews
+    rating_sum: np.ndarray  #: float64
+    rating_mean: np.ndarray  #: float64
+    rating_std: np.ndarray  #: float64, population
+    stars: np.ndarray  #: int32 [5, G]: reviews per rounded star
+    helpful_sum: np.ndarray  #: int64
+    verified_true: np.ndarray  #: int32
+    verified_known: np.ndarray  #: int32 (non-null verified)
+    text_len_sum: np.ndarray  #: int64
+    text_len_known: np.ndarray  #: int32 (non-null text_len)
+
+
+def weekly_aggregates(run_start, values: ReviewValues) -> WeeklyAggregates:
+    """Aggregate each group ``g``: rows ``run_start[g] - run_start[0]`` to
+    ``run_start[g+1] - run_start[0]`` of the (sorted, contiguous) ``values``."""
+    return WeeklyAggregates(*_weekly_aggregates(run_start, *values))
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def weekly_aggregates(run_start, rating, helpful, verified, text_len, text_len_valid):
-    """Aggregate each group ``g``: rows ``run_start[g] - run_start[0]`` to
-    ``run_start[g+1] - run_start[0]`` of the (sorted, contiguous) columns.
-
-    ``verified`` is int8 with -1 for null; ``text_len_valid`` marks non-null text lengths.
-    Returns ``n, rating_sum, rating_mean, rating_std, stars (5 x G), helpful_sum,
-    verified_true, verified_known, text_len_sum, text_len_known``.
-    """
+def _weekly_aggregates(run_start, rating, helpful, verified, text_len, text_len_valid):
+    """:func:`weekly_aggregates` (the fields of :class:`WeeklyAggregates`, in order)."""
     G = run_start.shape[0] - 1
     base = run_start[0]
     n = np.empty(G, dtype=np.int32)

@@ -7,6 +7,8 @@ numbers, since every window is defined on calendar weeks.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -23,14 +25,30 @@ def _two_sum(s, c, x):
     return t, c
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def rolling_features(row_offsets, week, n, rsum, windows, lags, alpha):
-    """All windowed, lagged, cumulative and EWM features of the spec.
+class RollingFeatures(NamedTuple):
+    """The time-aware features of the spec, one element per panel row (R rows, K windows,
+    L lags)."""
 
-    Returns ``n_r (K x R) int64, rmean_r (K x R) float64 (NaN = null), lag (L x R) int32,
-    lag_valid (L x R) bool, n_cum int64, rmean_cum float64, ewm float64, since_first int32,
-    since_prev int32, since_prev_valid bool``.
-    """
+    n_window: np.ndarray  #: int64 [K, R]: reviews in the trailing window
+    rating_mean_window: np.ndarray  #: float64 [K, R], NaN = null
+    n_lag: np.ndarray  #: int32 [L, R]
+    n_lag_valid: np.ndarray  #: bool [L, R]
+    n_cum: np.ndarray  #: int64
+    rating_mean_cum: np.ndarray  #: float64
+    n_ewm: np.ndarray  #: float64
+    weeks_since_first: np.ndarray  #: int32
+    weeks_since_prev: np.ndarray  #: int32
+    weeks_since_prev_valid: np.ndarray  #: bool
+
+
+def rolling_features(row_offsets, week, n, rsum, windows, lags, alpha) -> RollingFeatures:
+    """All windowed, lagged, cumulative and EWM features of the spec."""
+    return RollingFeatures(*_rolling_features(row_offsets, week, n, rsum, windows, lags, alpha))
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _rolling_features(row_offsets, week, n, rsum, windows, lags, alpha):
+    """:func:`rolling_features` (the fields of :class:`RollingFeatures`, in order)."""
     P = row_offsets.shape[0] - 1
     R = week.shape[0]
     K = windows.shape[0]

@@ -193,12 +193,12 @@ class BatchArrays:
             args = []
             for j, c in enumerate(cols):
                 if not c:  # absent: all null
-                    args += [empty if j != 2 else _NO_BITS, 0, _NO_BITS, 0]
+                    args.append((empty if j != 2 else _NO_BITS, 0, _NO_BITS, 0))
                     continue
                 while c[idx[j]].stop <= a:
                     idx[j] += 1
                 p = c[idx[j]]
-                args += [p.values, p.at + a - p.start, p.valid, p.vat + a - p.start]
+                args.append((p.values, p.at + a - p.start, p.valid, p.vat + a - p.start))
             lo_s, hi_s = aggregate.pack_columns(rows, pos + a, b - a, *args)
             lo, hi = min(lo, lo_s), max(hi, hi_s)
         return lo, hi

@@ -219,10 +219,14 @@ def panel_batches(cols: Columns, opts: PanelOptions, stats: PanelStats,
         if g1 == g0:
             continue
         rs = run_start[g0:g1 + 1]
-        cols_s = aggregate.gather_rows(perm[rs[0]:rs[-1]], cols.rows)
-        (n, rsum, rmean, rstd, stars, hsum, vtrue, vknown, tsum,
-         tknown) = aggregate.weekly_aggregates(rs, *cols_s)
-        del cols_s
+        values = aggregate.gather_rows(perm[rs[0]:rs[-1]], cols.rows)
+        agg = aggregate.weekly_aggregates(rs, values)
+        del values
+        n, rsum, rmean, rstd, stars = (agg.n, agg.rating_sum, agg.rating_mean, agg.rating_std,
+                                       agg.stars)
+        hsum, vtrue, vknown = agg.helpful_sum, agg.verified_true, agg.verified_known
+        tsum, tknown = agg.text_len_sum, agg.text_len_known
+        del agg
         local_go = group_offsets[p0:p1 + 1] - g0
         week_rows = gweek[g0:g1]
         row_offsets = local_go
@@ -251,9 +255,7 @@ def panel_batches(cols: Columns, opts: PanelOptions, stats: PanelStats,
 
 
 def _wrap(opts, products, rows_per_product, week_rows, n, rmean, rstd, stars, hsum, vtrue,
-          vknown, tsum, tknown, feats) -> pa.Table:
-    (n_r, rmean_r, lag, lag_valid, n_cum, rmean_cum, ewm, since_first, since_prev,
-     since_prev_valid) = feats
+          vknown, tsum, tknown, feats: features.RollingFeatures) -> pa.Table:
     p_off, p_data = string_buffers(products)
     o_off, o_data = strings.repeat_strings(p_off, p_data, rows_per_product)
     arrays: list[pa.Array] = [
@@ -270,15 +272,16 @@ def _wrap(opts, products, rows_per_product, week_rows, n, rmean, rstd, stars, hs
         _ratio(tsum, tknown),
     ]
     for k in range(len(opts.windows)):
-        arrays.append(pa.array(n_r[k], type=pa.int64()))
-        arrays.append(_f64(rmean_r[k], opts.dense))
-    arrays += [_masked(lag[j], lag_valid[j], pa.int32()) for j in range(len(opts.lags))]
+        arrays.append(pa.array(feats.n_window[k], type=pa.int64()))
+        arrays.append(_f64(feats.rating_mean_window[k], opts.dense))
+    arrays += [_masked(feats.n_lag[j], feats.n_lag_valid[j], pa.int32())
+               for j in range(len(opts.lags))]
     arrays += [
-        pa.array(n_cum, type=pa.int64()),
-        _f64(rmean_cum, False),  # every row is at or after the product's first review
-        pa.array(ewm, type=pa.float64()),
-        pa.array(since_first, type=pa.int32()),
-        _masked(since_prev, since_prev_valid, pa.int32()),
+        pa.array(feats.n_cum, type=pa.int64()),
+        _f64(feats.rating_mean_cum, False),  # every row is at or after the product's first review
+        pa.array(feats.n_ewm, type=pa.float64()),
+        pa.array(feats.weeks_since_first, type=pa.int32()),
+        _masked(feats.weeks_since_prev, feats.weeks_since_prev_valid, pa.int32()),
     ]
     # large ids (> 2 GiB of text in one batch) would need large_string: cast for one schema
     arrays[0] = arrays[0].cast(pa.string()) if pa.types.is_large_string(arrays[0].type) \

@@ -67,15 +67,15 @@ def scan(data: bytes):
     # the reader's newline count given in advance changes nothing; a count too low is
     # caught before any write out of bounds (n_ok = -1)
     for other in [scan_jsonl(arr, *SPEC, newlines)]:
-        assert len(other) == len(res)
-        for i, (a, b) in enumerate(zip(res, other)):
-            if i == 12:  # str_bytes: allocated uninitialized, compare the written bytes
-                ends = np.asarray(res[11])[:, res[0]]
+        assert other._fields == res._fields
+        for name, a, b in zip(res._fields, res, other):
+            if name == "str_bytes":  # allocated uninitialized, compare the written bytes
+                ends = np.asarray(res.str_offsets)[:, res.n_ok]
                 a = np.concatenate([a[s, :e] for s, e in enumerate(ends)])
                 b = np.concatenate([b[s, :e] for s, e in enumerate(ends)])
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    if newlines and len(res[2]) > newlines:  # more records than newlines: a short count
-        assert scan_jsonl(arr, *SPEC, newlines - 1)[0] == -1
+    if newlines and len(res.rec_start) > newlines:  # more records than newlines: a short count
+        assert scan_jsonl(arr, *SPEC, newlines - 1).n_ok == -1
     return res
 
 
@@ -90,9 +90,11 @@ def test_text_hash_kernel_matches_reference():
     assert len({text_hash_py(v) for v in vals}) == len(vals)
 
 
-def _str(soffs, sbytes, slot, k, w) -> str:
-    o = soffs[slot[k]]
-    return bytes(sbytes[slot[k], o[w] : o[w + 1]]).decode()
+def _str(res, k, w) -> str:
+    """The string value of key ``k`` in fully read record ``w``."""
+    s = res.str_slot[k]
+    o = res.str_offsets[s]
+    return bytes(res.str_bytes[s, o[w] : o[w + 1]]).decode()
 
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80)
@@ -120,27 +122,26 @@ def test_scanner_matches_reference(rows):
         lines.append(line)
         expect.append((damage == "ok", pid, uid, ts, rating, votes, ver, text))
     data = b"\n".join(lines) + b"\n"
-    (n_ok, blank, rs, re_, li, status, ok_idx, present, iv, fv, th, soffs, sbytes,
-     slot) = scan(data)
-    assert blank == 0 and len(rs) == len(lines)
+    res = scan(data)
+    iv, fv = res.ival, res.fval
+    assert res.n_blank == 0 and len(res.rec_start) == len(lines)
     for r, line in enumerate(lines):
-        assert data[rs[r] : re_[r]] == line
-    ok_rows = list(ok_idx)
+        assert data[res.rec_start[r] : res.rec_end[r]] == line
     for r, (good, *_rest) in enumerate(expect):
         if not good:
-            assert status[r] == 1, lines[r]  # never accepts a bad line
-    for w, r in enumerate(ok_rows):
+            assert res.status[r] == 1, lines[r]  # never accepts a bad line
+    for w, r in enumerate(res.ok_idx):
         good, pid, uid, ts, rating, votes, ver, text = expect[r]
         assert good
-        assert _str(soffs, sbytes, slot, 0, w) == pid and _str(soffs, sbytes, slot, 1, w) == uid
+        assert _str(res, 0, w) == pid and _str(res, 1, w) == uid
         assert iv[2, w] == ts and fv[3, w] == float(rating) and iv[4, w] == votes
         assert bool(iv[5, w]) == ver
         assert iv[6, w] == len(text)
-        assert int(th[w]) == text_hash_py(text.encode())
+        assert int(res.text_hash[w]) == text_hash_py(text.encode())
     # plain-ASCII ids and no damage: the scanner takes the line itself
     for r, (good, pid, uid, *_x) in enumerate(expect):
         if good and pid.isascii() and uid.isascii():
-            assert status[r] == 0, lines[r]
+            assert res.status[r] == 0, lines[r]
 
 
 _DECOYS = ["user_ix", "texts", "tex", "parent_asin_", "timestampX", "ratinf", "Text",
@@ -181,25 +182,23 @@ def test_scanner_keys_in_any_order_with_decoys(rows):
         lines.append(json.dumps(obj).encode())
     data = b"\n".join(lines) + b"\n"
     arr = np.frombuffer(data, dtype=np.uint8)
-    results = [scan_jsonl(arr, *spec, -1)]
-    for res in results:
-        (n_ok, _blank, _rs, _re, _li, _status, _ok_idx, present, iv, fv, th, soffs, sbytes,
-         slot) = res
-        assert n_ok == len(lines)
-        for w, obj in enumerate(objs):
-            for k, (name, kind) in enumerate(fields):
-                assert bool(present[k, w]) == (name in obj), (name, obj)
-                if name not in obj:
-                    continue
-                if kind == KIND_STR:
-                    assert _str(soffs, sbytes, slot, k, w) == obj[name]
-                elif kind == KIND_FLOAT:
-                    assert fv[k, w] == obj[name]
-                elif kind == KIND_TEXT:
-                    assert iv[k, w] == len(obj[name])
-                    assert int(th[w]) == text_hash_py(obj[name].encode())
-                else:
-                    assert iv[k, w] == int(obj[name])
+    res = scan_jsonl(arr, *spec, -1)
+    iv, fv = res.ival, res.fval
+    assert res.n_ok == len(lines)
+    for w, obj in enumerate(objs):
+        for k, (name, kind) in enumerate(fields):
+            assert bool(res.present[k, w]) == (name in obj), (name, obj)
+            if name not in obj:
+                continue
+            if kind == KIND_STR:
+                assert _str(res, k, w) == obj[name]
+            elif kind == KIND_FLOAT:
+                assert fv[k, w] == obj[name]
+            elif kind == KIND_TEXT:
+                assert iv[k, w] == len(obj[name])
+                assert int(res.text_hash[w]) == text_hash_py(obj[name].encode())
+            else:
+                assert iv[k, w] == int(obj[name])
 
 
 def test_scanner_edge_cases():
@@ -217,14 +216,14 @@ def test_scanner_edge_cases():
     }
     for name, (line, ok) in cases.items():
         res = scan(line.encode() + b"\n")
-        assert (res[0] == 1) == ok, name
+        assert (res.n_ok == 1) == ok, name
         if ok and name != "null_text":
             text = json.loads(line)["text"]
-            assert res[8][6, 0] == len(text) and int(res[10][0]) == text_hash_py(text.encode())
+            assert res.ival[6, 0] == len(text)
+            assert int(res.text_hash[0]) == text_hash_py(text.encode())
     # a record at the very end of the block without a newline, and short tails
     for tail in (b'{"text": "ab"}', b'{"text": "abcdefghijklmnop"}', b"{}"):
-        res = scan(tail)
-        assert res[0] == 1
+        assert scan(tail).n_ok == 1
 
 
 def test_package_bytecode_compiled_once(tmp_path, monkeypatch):

@@ -69,6 +69,7 @@ class ScanJsonLines:
 
     def _run(self, tool):
         if tool == "rcfast":
+            # [0] is n_ok: the backfill runs commits whose scanner returned a plain tuple
             return sum(int(self.scan(a, *self.args, -1)[0]) for a in self.arrays)
         n = 0
         for b in self.blocks:

@@ -175,7 +175,7 @@ class BlockProcessor:
                     newlines: int = -1):
         """The Numba scanner reads the lines it fully understands; pyarrow takes the rest.
         ``newlines``: the reader's count of ``\n`` in ``data`` (-1: not known)."""
-        from rcfast.kernels.json_fields import KIND_TEXT, ScanResult
+        from rcfast.kernels.json_fields import KIND_TEXT
 
         scan_jsonl = get_scanner()
         spec = plan.scan
@@ -184,9 +184,9 @@ class BlockProcessor:
         arr = np.frombuffer(data, dtype=np.uint8)
         if arr.flags.writeable:
             arr = np.frombuffer(bytes(data), dtype=np.uint8)
-        out = ScanResult(*scan_jsonl(arr, *spec.args, newlines))
+        out = scan_jsonl(arr, *spec.args, newlines)
         if out.n_ok < 0:  # the count was wrong (it never should be): the scanner counts itself
-            out = ScanResult(*scan_jsonl(arr, *spec.args, -1))
+            out = scan_jsonl(arr, *spec.args, -1)
         n_ok, rs, status, present = out.n_ok, out.rec_start, out.status, out.present
         iv, fv, th = out.ival, out.fval, out.text_hash
         soffs, sbytes, slot = out.str_offsets, out.str_bytes, out.str_slot

@@ -792,26 +792,29 @@ def count_newlines(data):
     return _count_nl(data, data.shape[0])
 
 
-@njit(nogil=True, cache=True)
-def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km, newlines):
-    """Scan a block of JSON lines. ``newlines``: the number of ``\n`` bytes in ``data`` when the
-    caller has counted them already (the reader does, for line numbers), else -1. ``km`` (the
-    wanted keys' word masks) is no longer read: a key's masks follow from its length.
-
-    Returns the fields of :class:`~rcfast.kernels.json_fields.ScanResult` as a plain tuple
-    (``n_ok, n_blank, rec_start, rec_end, line_idx, status, ok_idx, present, ival, fval, thash,
-    str_offsets, str_bytes, str_slot``):
+def scan_jsonl(data, keys, key_offs, kinds, klen, kw, km, newlines) -> ScanResult:
+    """Scan a block of JSON lines (``data``: a uint8 array). ``keys``/``key_offs``: the wanted
+    keys' bytes, Arrow-style; ``kinds``: their ``KIND_*``; ``klen, kw, km``: :func:`key_words`
+    of them (``km``, the word masks, is no longer read: a key's masks follow from its length).
+    ``newlines``: the number of ``\n`` bytes in ``data`` when the caller has counted them
+    already (the reader does, for line numbers), else -1.
 
     - per non-blank line (record) ``r``: its byte span (CR excluded), its line index in the
       block, ``status`` 0 = fully read / 1 = needs the slow path;
     - per fully read record ``w`` (``ok_idx[w]`` = its record index) and wanted key ``k``:
       ``present[k, w]``, the value in ``ival``/``fval`` (text: code points in ``ival`` and the
-      hash in ``thash``), and for string keys the Arrow layout ``str_offsets[s]`` (int32,
+      hash in ``text_hash``), and for string keys the Arrow layout ``str_offsets[s]`` (int32,
       ``n_ok + 1``) / ``str_bytes[s]`` with ``s = str_slot[k]``.
 
     A ``newlines`` count below the true one is detected before any write out of bounds, and
     then ``n_ok`` is -1 and nothing else is meaningful: call again with -1.
     """
+    return ScanResult(*_scan_jsonl(data, keys, key_offs, kinds, klen, kw, km, newlines))
+
+
+@njit(nogil=True, cache=True)
+def _scan_jsonl(data, keys, key_offs, kinds, klen, kw, km, newlines):
+    """:func:`scan_jsonl` (the fields of :class:`ScanResult`, in order)."""
     n = data.shape[0]
     cap = 1 + (newlines if newlines >= 0 else _count_nl(data, n))
     nk = kinds.shape[0]

@@ -32,21 +32,20 @@ def key_words(keys: np.ndarray, key_offs: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 class ScanResult(NamedTuple):
-    """What :func:`rcfast.kernels.ingest_json.scan_jsonl` returns (Numba returns it as a plain
-    tuple; wrap it with ``ScanResult(*scan_jsonl(...))``). Records are the non-blank lines;
-    ``w`` indexes the fully read ones, ``k`` the wanted keys, ``s`` the string keys."""
+    """What :func:`rcfast.kernels.ingest_json.scan_jsonl` returns. Records are the non-blank
+    lines; ``w`` indexes the fully read ones, ``k`` the wanted keys, ``s`` the string keys."""
 
     n_ok: int  #: fully read records (-1: the caller's newline count was too low)
     n_blank: int  #: blank lines
-    rec_start: np.ndarray  #: per record, its first byte in the block
-    rec_end: np.ndarray  #: per record, the end of its bytes (CR excluded)
-    line_idx: np.ndarray  #: per record, its line index in the block
-    status: np.ndarray  #: per record, 0 fully read, 1 needs the slow path
-    ok_idx: np.ndarray  #: per fully read record ``w``, its record index
-    present: np.ndarray  #: ``[k, w]``: the key was there (and not null)
-    ival: np.ndarray  #: ``[k, w]``: integer values; code points of a text
-    fval: np.ndarray  #: ``[k, w]``: float values
-    text_hash: np.ndarray  #: ``[w]``: the text hash of the text field
-    str_offsets: np.ndarray  #: ``[s, w]``: Arrow offsets (``n_ok + 1``) of string key ``s``
-    str_bytes: np.ndarray  #: ``[s, :]``: Arrow data of string key ``s``
-    str_slot: np.ndarray  #: per key ``k``, its string slot ``s`` (-1: not a string key)
+    rec_start: np.ndarray  #: int64, per record: its first byte in the block
+    rec_end: np.ndarray  #: int64, per record: the end of its bytes (CR excluded)
+    line_idx: np.ndarray  #: int64, per record: its line index in the block
+    status: np.ndarray  #: uint8, per record: 0 fully read, 1 needs the slow path
+    ok_idx: np.ndarray  #: int64, per fully read record ``w``: its record index
+    present: np.ndarray  #: bool ``[k, w]``: the key was there (and not null)
+    ival: np.ndarray  #: int64 ``[k, w]``: integer values; code points of a text
+    fval: np.ndarray  #: float64 ``[k, w]``: float values
+    text_hash: np.ndarray  #: uint64 ``[w]``: the text hash of the text field
+    str_offsets: np.ndarray  #: int32 ``[s, w]``: Arrow offsets (``n_ok + 1``) of string key ``s``
+    str_bytes: np.ndarray  #: uint8 ``[s, :]``: Arrow data of string key ``s``
+    str_slot: np.ndarray  #: int64, per key ``k``: its string slot ``s`` (-1: not a string key)

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
@@ -67,16 +69,29 @@ def _word(data, start, end, level):
     return w
 
 
+class StringBuckets(NamedTuple):
+    """Strings copied into bucket order (:func:`bucket_strings`): bucket ``b`` holds rows
+    ``counts[b]:counts[b+1]`` and its bytes start at ``byte_starts[b]``."""
+
+    counts: np.ndarray  #: int64 [buckets + 1]: first row of each bucket
+    byte_starts: np.ndarray  #: int64 [buckets + 1]: first byte of each bucket in ``data``
+    lengths: np.ndarray  #: int32 [rows]: string lengths in bucket order
+    data: np.ndarray  #: uint8: the strings' bytes in bucket order
+    block_starts: np.ndarray  #: int64 [blocks, buckets]: where block t's rows of bucket b begin
+
+
+def bucket_strings(offsets, data, hashes, bucket_bits) -> StringBuckets:
+    """Copy the strings into bucket order (bucket = top ``bucket_bits`` bits of the hash),
+    stably. Reads everything in row order and writes two sequential streams per bucket
+    (lengths and bytes), so it runs near memory speed; gathering in bucket order instead would
+    miss the cache on every row."""
+    return StringBuckets(*_bucket_scatter(offsets, data, hashes, bucket_bits, get_num_threads()))
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def _bucket_scatter(offsets, data, hashes, bucket_bits, n_blocks):
-    """Copy the strings into bucket order (bucket = top bits of the hash), stably.
-
-    Reads everything in row order and writes two sequential streams per bucket (lengths and
-    bytes), so it runs near memory speed; gathering in bucket order instead would miss the
-    cache on every row. Returns ``(counts, byte_starts, b_len, b_data, starts)``: bucket ``b``
-    holds rows ``counts[b]:counts[b+1]`` and bytes from ``byte_starts[b]``; ``starts[t, b]`` is
-    where block ``t``'s rows of bucket ``b`` begin (for :func:`_unbucket`).
-    """
+    """:func:`bucket_strings` in ``n_blocks`` blocks of rows (the fields of
+    :class:`StringBuckets`, in order)."""
     n = hashes.shape[0]
     nb = 1 << bucket_bits
     shift = np.uint64(64 - bucket_bits)
@@ -251,12 +266,13 @@ def encode_strings(offsets, data, bucket_bits=None, hash_mask=0xFFFFFFFFFFFFFFFF
     hashes = hash_strings(offsets, data)
     if hash_mask != 0xFFFFFFFFFFFFFFFF:
         hashes &= np.uint64(hash_mask)
-    counts, byte_starts, b_len, b_data, starts = _bucket_scatter(offsets, data, hashes,
-                                                                 bucket_bits, get_num_threads())
-    codes_b, u_off, u_data = _codes_from_buckets(counts, byte_starts, b_len, b_data,
+    buckets = bucket_strings(offsets, data, hashes, bucket_bits)
+    codes_b, u_off, u_data = _codes_from_buckets(buckets.counts, buckets.byte_starts,
+                                                 buckets.lengths, buckets.data,
                                                  np.uint64(hash_mask))
-    del b_len, b_data
-    codes = _unbucket(codes_b, hashes, bucket_bits, starts)
+    block_starts = buckets.block_starts
+    del buckets  # the bucketed copy of the strings is no longer needed
+    codes = _unbucket(codes_b, hashes, bucket_bits, block_starts)
     return codes, u_off, u_data
 
 
@@ -493,10 +509,26 @@ def hash_keys(k0, k1):
     return out
 
 
+class KeyBuckets(NamedTuple):
+    """Packed keys copied into bucket order (:func:`bucket_keys`): bucket ``b`` holds rows
+    ``counts[b]:counts[b+1]``."""
+
+    counts: np.ndarray  #: int64 [buckets + 1]: first row of each bucket
+    k0: np.ndarray  #: uint64 [rows]: first key word, in bucket order
+    k1: np.ndarray  #: uint64 [rows]: second key word, in bucket order
+    block_starts: np.ndarray  #: int64 [blocks, buckets]: where block t's rows of bucket b begin
+
+
+def bucket_keys(k0, k1, hashes, bucket_bits) -> KeyBuckets:
+    """Keys into bucket order (bucket = top ``bucket_bits`` bits of the hash), stably; like
+    :func:`bucket_strings`, with fixed-size keys."""
+    return KeyBuckets(*_key_scatter(k0, k1, hashes, bucket_bits, get_num_threads()))
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def _key_scatter(k0, k1, hashes, bucket_bits, n_blocks):
-    """Keys into bucket order (bucket = top bits of the hash), stably; like
-    :func:`_bucket_scatter`, with fixed-size keys."""
+    """:func:`bucket_keys` in ``n_blocks`` blocks of rows (the fields of :class:`KeyBuckets`,
+    in order)."""
     n = hashes.shape[0]
     nb = 1 << bucket_bits
     shift = np.uint64(64 - bucket_bits)
@@ -587,10 +619,11 @@ def encode_keys(k0, k1, bucket_bits=None):
     if not 1 <= bucket_bits <= 20:  # a shift by 64 bits is undefined
         raise ValueError(f"bucket_bits must be in 1..20, got {bucket_bits}")
     hashes = hash_keys(k0, k1)
-    counts, b0, b1, starts = _key_scatter(k0, k1, hashes, bucket_bits, get_num_threads())
-    codes_b, u0, u1 = _codes_from_key_buckets(counts, b0, b1)
-    del b0, b1
-    return _unbucket(codes_b, hashes, bucket_bits, starts), u0, u1
+    buckets = bucket_keys(k0, k1, hashes, bucket_bits)
+    codes_b, u0, u1 = _codes_from_key_buckets(buckets.counts, buckets.k0, buckets.k1)
+    block_starts = buckets.block_starts
+    del buckets  # the bucketed copy of the keys is no longer needed
+    return _unbucket(codes_b, hashes, bucket_bits, block_starts), u0, u1
 
 
 @njit(parallel=True, nogil=True, cache=True)

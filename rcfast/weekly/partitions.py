@@ -32,9 +32,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rcfast.kernels import aggregate, group
+from rcfast.kernels import aggregate, group, strings
 from rcfast.weekly.load import Rejects, load_batches
 from rcfast.weekly.panel import Columns, PanelOptions, PanelStats, panel_batches
+from rcfast.weekly.products import ProductEncoder
 from rcfast.weekly.read import Prefetch, ReadOptions, map_columns, open_parquet, read_batches
 
 #: Ids drawn for the splitters per partition: quantiles of 256 draws are within a few
@@ -231,35 +232,25 @@ def split_block(block: Block, ropts: ReadOptions, until_week: int | None, strict
 def load_partition(pieces: list[str]) -> Columns:
     """The rows of one partition's pieces (in the given order) as :class:`Columns`.
 
-    Each piece's ids are dictionary-encoded against its block's sorted distinct ids, so the
-    partition's products are the union of a few small dictionaries: one Arrow hash pass and one
-    sort of the distinct ids give every dictionary entry its final code.
+    Each piece's ids are dictionary-encoded against its block's distinct ids, so the
+    partition's products are the union of its pieces' dictionaries: encoded together by the
+    in-memory run's :class:`~rcfast.weekly.products.ProductEncoder` (its hash and sort kernels),
+    which gives every dictionary entry its final code.
     """
-    import pyarrow.compute as pc
-
     sources = [pa.ipc.open_file(pa.memory_map(p)) for p in pieces]
     batches = [src.get_batch(i) for src in sources for i in range(src.num_record_batches)]
     n = sum(b.num_rows for b in batches)
-    dictionaries = [b.column(0).dictionary.cast(pa.large_string()) for b in batches]
-    # one hash pass over every piece's dictionary (the unified dictionary of the chunks), one
-    # sort of the distinct ids: final code of a dictionary entry = rank of its id
-    encoded = pc.dictionary_encode(pa.chunked_array(dictionaries, type=pa.large_string()))
-    distinct = (encoded.chunk(0).dictionary if encoded.num_chunks
-                else pa.array([], type=pa.large_string()))
-    order = pc.sort_indices(distinct).to_numpy()  # byte order, as in memory
-    rank = np.empty(order.shape[0], dtype=np.int32)
-    rank[order] = np.arange(order.shape[0], dtype=np.int32)
-    products = distinct.take(pa.array(order))
-    if products.nbytes < 2**31:
-        products = products.cast(pa.string())
+    encoder = ProductEncoder()
+    entry_codes = [encoder.add([b.column(0).dictionary]) for b in batches]
+    mapping, products = encoder.finish()
     code = np.empty(n, dtype=np.int32)
     week = np.empty(n, dtype=np.int32)
     rows = np.empty((n, aggregate.ROW_WIDTH), dtype=np.int64)
     pos = 0
     for k, batch in enumerate(batches):
         m = batch.num_rows
-        final = rank[encoded.chunk(k).indices.to_numpy()]
-        code[pos:pos + m] = final[batch.column(0).indices.to_numpy()]
+        final = strings.take(mapping, entry_codes[k])
+        code[pos:pos + m] = strings.take(final, batch.column(0).indices.to_numpy())
         week[pos:pos + m] = batch.column(1).to_numpy()
         packed = batch.column(2)
         rows[pos:pos + m] = np.frombuffer(packed.buffers()[1], dtype=np.int64).reshape(

@@ -10,10 +10,6 @@ from rcfast.arrow_buffers import string_buffers
 from rcfast.kernels import strings
 
 
-def _large(arr: pa.Array) -> pa.Array:
-    return arr if pa.types.is_large_string(arr.type) else arr.cast(pa.large_string())
-
-
 class ProductEncoder:
     """Product ids of many batches -> one integer code per row, products in byte order.
 
@@ -56,7 +52,7 @@ class ProductEncoder:
         out = []
         for ch in chunks:
             if pa.types.is_dictionary(ch.type):
-                d = _large(ch.dictionary)
+                d = ch.dictionary
                 idx = ch.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
                 # the dictionary itself goes through the plain path: it joins the pool encoded
                 d_codes, n_new = self._add_plain(d)
@@ -66,13 +62,14 @@ class ProductEncoder:
                 codes = (np.where(idx >= 0, lookup[np.maximum(idx, 0)], -1).astype(np.int32)
                          if len(d) else np.full(len(idx), -1, dtype=np.int32))
             else:
-                a = _large(ch)
-                local, n_new = self._add_plain(a)
-                codes = local + np.int32(self._size)
-                if a.null_count:
-                    codes[~a.is_valid().to_numpy(zero_copy_only=False)] = -1
+                codes, n_new = self._add_plain(ch)
+                codes += np.int32(self._size)  # fresh from the kernel: shifted in place
+                if ch.null_count:
+                    codes[~ch.is_valid().to_numpy(zero_copy_only=False)] = -1
             self._size += n_new
             out.append(codes)
+        if len(out) == 1:
+            return out[0]
         return np.concatenate(out) if out else np.empty(0, np.int32)
 
     def finish(self) -> tuple[np.ndarray, pa.Array]:

@@ -88,6 +88,31 @@ def bucket_strings(offsets, data, hashes, bucket_bits) -> StringBuckets:
     return StringBuckets(*_bucket_scatter(offsets, data, hashes, bucket_bits, get_num_threads()))
 
 
+@njit(inline="always")
+def _row_blocks(n, n_blocks):
+    """``(blocks, rows per block)``: at most ``n_blocks`` blocks, of at least 64k rows so that
+    a block's rows outweigh its own row of the histogram."""
+    nt = max(1, min(n_blocks, n // 65536 + 1))
+    return nt, (n + nt - 1) // nt
+
+
+@njit(inline="always")
+def _bucket_starts(per_block):
+    """From ``per_block[t, b]`` (rows or bytes of bucket ``b`` in block ``t``): each bucket's
+    start ``[buckets + 1]`` and each block's start inside it ``[blocks, buckets]``, buckets in
+    order and blocks in order within a bucket (which keeps the scatter stable)."""
+    nt, nb = per_block.shape
+    bucket_start = np.zeros(nb + 1, dtype=np.int64)
+    block_start = np.empty((nt, nb), dtype=np.int64)
+    r = 0
+    for b in range(nb):
+        for t in range(nt):
+            block_start[t, b] = r
+            r += per_block[t, b]
+        bucket_start[b + 1] = r
+    return bucket_start, block_start
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def _bucket_scatter(offsets, data, hashes, bucket_bits, n_blocks):
     """:func:`bucket_strings` in ``n_blocks`` blocks of rows (the fields of
@@ -95,8 +120,7 @@ def _bucket_scatter(offsets, data, hashes, bucket_bits, n_blocks):
     n = hashes.shape[0]
     nb = 1 << bucket_bits
     shift = np.uint64(64 - bucket_bits)
-    nt = max(1, min(n_blocks, n // 65536 + 1))
-    block = (n + nt - 1) // nt
+    nt, block = _row_blocks(n, n_blocks)
     cnt = np.zeros((nt, nb), dtype=np.int64)
     byt = np.zeros((nt, nb), dtype=np.int64)
     for t in prange(nt):
@@ -104,22 +128,10 @@ def _bucket_scatter(offsets, data, hashes, bucket_bits, n_blocks):
             b = np.int64(hashes[i] >> shift)
             cnt[t, b] += 1
             byt[t, b] += offsets[i + 1] - offsets[i]
-    counts = np.zeros(nb + 1, dtype=np.int64)
-    byte_starts = np.zeros(nb + 1, dtype=np.int64)
-    starts = np.empty((nt, nb), dtype=np.int64)
-    bstarts = np.empty((nt, nb), dtype=np.int64)
-    r = 0
-    y = 0
-    for b in range(nb):
-        for t in range(nt):
-            starts[t, b] = r
-            bstarts[t, b] = y
-            r += cnt[t, b]
-            y += byt[t, b]
-        counts[b + 1] = r
-        byte_starts[b + 1] = y
+    counts, starts = _bucket_starts(cnt)
+    byte_starts, bstarts = _bucket_starts(byt)
     b_len = np.empty(n, dtype=np.int32)
-    b_data = np.empty(y, dtype=np.uint8)
+    b_data = np.empty(byte_starts[nb], dtype=np.uint8)
     for t in prange(nt):
         rp = starts[t].copy()
         bp = bstarts[t].copy()
@@ -154,21 +166,34 @@ def _unbucket(codes_b, hashes, bucket_bits, starts):
 
 
 @njit(inline="always")
-def _table_capacity(m):
+def _new_table(m):
+    """An empty open-addressing table for ``m`` rows: ``(codes, mask)``, codes -1 (free)."""
     # a power of two at least twice the rows: short probe runs, a mask instead of a modulo
     cap = 16
     while cap < 2 * m:
         cap *= 2
-    return cap
+    return np.full(cap, -1, dtype=np.int64), np.uint64(cap - 1)
 
 
-@njit(nogil=True, cache=True)
-def _bucket_bases(n_local):
-    """First global code of each bucket's distinct values (bucket order = code order)."""
-    base = np.zeros(n_local.shape[0] + 1, dtype=np.int64)
-    for b in range(n_local.shape[0]):
+@njit(parallel=True, nogil=True, cache=True)
+def _merge_buckets(counts, n_local, codes_b, first, second):
+    """Make the per-bucket codes global, in place (bucket ``b``'s codes follow the distinct
+    values of the buckets before it), and return the distinct values' two columns, packed at
+    each bucket's start in ``first``/``second``, in code order."""
+    nb = n_local.shape[0]
+    base = np.zeros(nb + 1, dtype=np.int64)
+    for b in range(nb):
         base[b + 1] = base[b] + n_local[b]
-    return base
+    first_out = np.empty(base[nb], dtype=first.dtype)
+    second_out = np.empty(base[nb], dtype=second.dtype)
+    for b in prange(nb):
+        lo = counts[b]
+        for c in range(n_local[b]):
+            first_out[base[b] + c] = first[lo + c]
+            second_out[base[b] + c] = second[lo + c]
+        for t in range(lo, counts[b + 1]):
+            codes_b[t] = np.int32(codes_b[t] + base[b])
+    return first_out, second_out
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -192,10 +217,8 @@ def _codes_from_buckets(counts, byte_starts, b_len, b_data, hash_mask):
         m = hi - lo
         if m == 0:
             continue
-        cap = _table_capacity(m)
-        mask = np.uint64(cap - 1)
-        t_code = np.full(cap, -1, dtype=np.int64)
-        t_hash = np.empty(cap, dtype=np.uint64)
+        t_code, mask = _new_table(m)
+        t_hash = np.empty(t_code.shape[0], dtype=np.uint64)
         nu = 0
         pos = byte_starts[b]
         for t in range(lo, hi):
@@ -220,17 +243,8 @@ def _codes_from_buckets(counts, byte_starts, b_len, b_data, hash_mask):
                 s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
             pos += ln
         n_local[b] = nu
-    base = _bucket_bases(n_local)
-    U = base[nb]
-    first_pos = np.empty(U, dtype=np.int64)
-    first_len = np.empty(U, dtype=np.int64)
-    for b in prange(nb):
-        lo = counts[b]
-        for c in range(n_local[b]):
-            first_pos[base[b] + c] = u_pos[lo + c]
-            first_len[base[b] + c] = u_len[lo + c]
-        for t in range(lo, counts[b + 1]):
-            codes_b[t] = np.int32(codes_b[t] + base[b])
+    first_pos, first_len = _merge_buckets(counts, n_local, codes_b, u_pos, u_len)
+    U = first_pos.shape[0]
     u_off = np.zeros(U + 1, dtype=np.int64)
     for c in range(U):
         u_off[c + 1] = u_off[c] + first_len[c]
@@ -257,7 +271,7 @@ def encode_strings(offsets, data, bucket_bits=None, hash_mask=0xFFFFFFFFFFFFFFFF
 
     ``u_off``/``u_data`` hold the distinct strings, string ``c`` having code ``c`` (an order
     that follows hash buckets, not bytes: sort them when an order is wanted). Strings are
-    copied into buckets by a 64-bit hash (:func:`_bucket_scatter`) and each bucket builds its
+    copied into buckets by a 64-bit hash (:func:`bucket_strings`) and each bucket builds its
     own small table in parallel, comparing bytes on equal hashes: exact, with every access
     inside one bucket. ``hash_mask`` exists to force collisions in tests.
     """
@@ -276,6 +290,9 @@ def encode_strings(offsets, data, bucket_bits=None, hash_mask=0xFFFFFFFFFFFFFFFF
     return codes, u_off, u_data
 
 
+# The serial twin of _radix_reorder: argsort_strings sorts many short runs, on which the
+# parallel one (a gather, per-block histograms, a launch, no merge sort of tiny runs) was 1.5x
+# slower.
 @njit(nogil=True, cache=True)
 def _radix_argsort(keys):
     """Stable argsort of uint64 keys: LSD radix, 16-bit digits, digits shared by all keys
@@ -532,20 +549,12 @@ def _key_scatter(k0, k1, hashes, bucket_bits, n_blocks):
     n = hashes.shape[0]
     nb = 1 << bucket_bits
     shift = np.uint64(64 - bucket_bits)
-    nt = max(1, min(n_blocks, n // 65536 + 1))
-    block = (n + nt - 1) // nt
+    nt, block = _row_blocks(n, n_blocks)
     cnt = np.zeros((nt, nb), dtype=np.int64)
     for t in prange(nt):
         for i in range(t * block, min(n, (t + 1) * block)):
             cnt[t, np.int64(hashes[i] >> shift)] += 1
-    counts = np.zeros(nb + 1, dtype=np.int64)
-    starts = np.empty((nt, nb), dtype=np.int64)
-    r = 0
-    for b in range(nb):
-        for t in range(nt):
-            starts[t, b] = r
-            r += cnt[t, b]
-        counts[b + 1] = r
+    counts, starts = _bucket_starts(cnt)
     b0 = np.empty(n, dtype=np.uint64)
     b1 = np.empty(n, dtype=np.uint64)
     for t in prange(nt):
@@ -558,6 +567,8 @@ def _key_scatter(k0, k1, hashes, bucket_bits, n_blocks):
     return counts, b0, b1, starts
 
 
+# _codes_from_buckets' loop specialised for keys: a table entry holds the whole key, so a match
+# is two integer compares instead of a hash check and a byte compare in the bucket's data.
 @njit(parallel=True, nogil=True, cache=True)
 def _codes_from_key_buckets(counts, b0, b1):
     """Per bucket, in parallel: a small open-addressing table from key to code. Returns the
@@ -574,9 +585,7 @@ def _codes_from_key_buckets(counts, b0, b1):
         m = hi - lo
         if m == 0:
             continue
-        cap = _table_capacity(m)
-        mask = np.uint64(cap - 1)
-        t_code = np.full(cap, -1, dtype=np.int64)
+        t_code, mask = _new_table(m)
         nu = 0
         for t in range(lo, hi):
             a = b0[t]
@@ -596,17 +605,7 @@ def _codes_from_key_buckets(counts, b0, b1):
                     break
                 s = np.int64((np.uint64(s) + np.uint64(1)) & mask)
         n_local[b] = nu
-    base = _bucket_bases(n_local)
-    U = base[nb]
-    o0 = np.empty(U, dtype=np.uint64)
-    o1 = np.empty(U, dtype=np.uint64)
-    for b in prange(nb):
-        lo = counts[b]
-        for c in range(n_local[b]):
-            o0[base[b] + c] = u0[lo + c]
-            o1[base[b] + c] = u1[lo + c]
-        for t in range(lo, counts[b + 1]):
-            codes_b[t] = np.int32(codes_b[t] + base[b])
+    o0, o1 = _merge_buckets(counts, n_local, codes_b, u0, u1)
     return codes_b, o0, o1
 
 
@@ -632,8 +631,7 @@ def _radix_reorder(keys, order, n_blocks):
     each pass counted and scattered by ``n_blocks`` blocks of rows in parallel (one histogram
     per block keeps it stable); digits shared by all keys are skipped."""
     n = order.shape[0]
-    nt = max(1, min(n_blocks, n // 65536 + 1))
-    block = (n + nt - 1) // nt
+    nt, block = _row_blocks(n, n_blocks)
     kb = np.empty(n, dtype=np.uint64)
     for i in prange(n):
         kb[i] = keys[order[i]]

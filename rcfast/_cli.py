@@ -39,6 +39,19 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         f"every {PROGRESS_LOG_INTERVAL_S:.0f} s, as in a Slurm log)")
 
 
+def parse_row_count(text: str, minimum: int = 1) -> int:
+    """A whole number of rows, at least ``minimum``, also written 1e6, 3.18e7 or 1_000_000 (an
+    argparse ``type``; ``functools.partial(parse_row_count, minimum=0)`` allows 0)."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < minimum or value != int(value):
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of at least {minimum}: {text!r}")
+    return int(value)
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     return not (getattr(args, "quiet", False) or getattr(args, "no_progress", False))
 

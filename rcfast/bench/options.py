@@ -1,7 +1,8 @@
 """The command-line convention of ``python -m rcfast.bench``: the options every subcommand spells
 the same way (:func:`add_common_arguments`), parsers whose help is plain text ending with
 examples (:func:`make_parser`), and the help and dispatch of a command made of subcommands
-(:func:`subcommand_help`, :func:`dispatch`).
+(:func:`subcommand_help`, :func:`dispatch`). Row counts: :func:`rcfast._cli.parse_row_count`
+(re-exported here for the subcommands).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from rcfast._cli import parse_row_count  # noqa: F401 - re-exported for the subcommands
 
 #: The help of each shared option where a subcommand says nothing more specific.
 STANDARD_HELP = {
@@ -21,18 +24,6 @@ STANDARD_HELP = {
     "json": "also write the results to FILE as JSON",
     "seed": "seed of the generated input (default: 0)",
 }
-
-
-def parse_row_count(text: str) -> int:
-    """A positive whole number of rows, also written 1e6, 3.18e7 or 1_000_000 (an argparse
-    ``type``)."""
-    try:
-        v = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if v < 1 or v != int(v):
-        raise argparse.ArgumentTypeError(f"a row count must be a positive whole number: {text!r}")
-    return int(v)
 
 
 def make_parser(prog: str, description: str,

@@ -31,6 +31,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rcfast.bench.options import add_common_arguments, make_parser, parse_row_count
+
 TOOLS = ("rcfast", "rcfast-limit", "rcfast-dask", "duckdb-limit")
 
 
@@ -143,17 +145,16 @@ def verify_products(src: Path, out: Path, n: int, seed: int = 0) -> list[str]:
 
 
 def _rows_list(text: str) -> list[int]:
-    return [int(float(x)) for x in text.split(",") if x]
+    return [parse_row_count(x) for x in text.split(",") if x.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m rcfast.bench scale",
-        description="Wall time and whole-process-tree peak memory of the weekly step in "
-                    "memory, out of core, on Dask workers, and of DuckDB under the same "
-                    "memory limit.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:" + __doc__.split("Examples::", 1)[1])
+    p = make_parser(
+        "python -m rcfast.bench scale",
+        "Wall time and whole-process-tree peak memory of the weekly step in memory, out of\n"
+        "core, on Dask workers, and of DuckDB under the same memory limit.",
+        [e.strip() for e in __doc__.split("Examples::", 1)[1].strip().splitlines()
+         if e.strip()])
     p.add_argument("--rows", default="3.18e7",
                    help="generated input sizes, comma-separated (default: %(default)s)")
     p.add_argument("--input", help="an existing review Parquet file instead of generated data")
@@ -163,9 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="limit of rcfast-limit, of each rcfast-dask worker and of DuckDB "
                         "(default: %(default)s)")
     p.add_argument("--workers", type=int, default=4, help="Dask workers (default: 4)")
-    p.add_argument("--repeat", type=int, default=1, help="rounds (default: 1)")
-    p.add_argument("--work-dir", help="outputs and scratch (default: a temporary directory)")
-    p.add_argument("--json", help="write the measurements here")
+    add_common_arguments(p, work_dir="outputs and scratch (default: a temporary directory)",
+                         repeat="rounds (default: 1)", json="write the measurements to FILE")
     p.add_argument("--plot", help="write a PNG of time and peak memory against rows here")
     p.add_argument("--timeout", type=float, default=7200, help="seconds per run")
     p.add_argument("--verify", type=int, default=0, metavar="N",

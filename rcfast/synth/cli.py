@@ -6,6 +6,7 @@ status 2 with one line on stderr, and logs a summary of what it wrote.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 
@@ -15,6 +16,7 @@ from rcfast._cli import (
     EXIT_USAGE,
     add_common_arguments,
     one_line,
+    parse_row_count,
     setup_logging,
     show_progress,
 )
@@ -22,14 +24,8 @@ from rcfast.synth.catalog import _resolve_products
 from rcfast.synth.writers import _Stats, write_jsonl, write_parquet
 
 
-def _parse_rows(text: str) -> int:
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0 or value != int(value):
-        raise argparse.ArgumentTypeError(f"must be a non-negative whole number: {text!r}")
-    return int(value)
+#: Row counts as the generator takes them: 0 is allowed (an empty file).
+_parse_rows = functools.partial(parse_row_count, minimum=0)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,7 +9,10 @@ own peak beside it:
 - ``rcfast-limit``: the same with ``--memory-limit LIMIT`` (out of core when over it);
 - ``rcfast-dask``: ``--workers N --memory-limit LIMIT`` (each worker limited), workers writing
   the output's parts;
-- ``duckdb-limit``: DuckDB's SQL of the spec without the EWM column, ``memory_limit=LIMIT``.
+- ``duckdb-limit``: DuckDB's SQL of the spec without the EWM column, ``memory_limit=LIMIT``;
+- ``dask-p2p-shuffle`` (only when named): Dask's P2P shuffle of the input's needed columns by
+  product id into partitions written as Parquet, on the same workers: what rcfast's split
+  stage does (its output is no panel, so it is not checked).
 
 Examples::
 
@@ -34,6 +37,8 @@ from pathlib import Path
 from rcfast.bench.options import add_common_arguments, make_parser, parse_row_count
 
 TOOLS = ("rcfast", "rcfast-limit", "rcfast-dask", "duckdb-limit")
+#: Measured on request only: not a panel, the counterpart of rcfast's split stage.
+EXTRA_TOOLS = ("dask-p2p-shuffle",)
 
 
 @dataclass
@@ -105,7 +110,20 @@ def commands(tool: str, src: Path, out: Path, limit: str, workers: int, tmp: Pat
                 f"pq.write_table(panel_duckdb({str(src)!r}, ewm=False, memory_limit={limit!r}),"
                 f" {str(out)!r})")
         return [sys.executable, "-c", code]
-    raise ValueError(f"unknown tool {tool!r}; choose from {', '.join(TOOLS)}")
+    if tool == "dask-p2p-shuffle":
+        code = (
+            "import dask, dask.dataframe as dd; from dask.distributed import Client, LocalCluster;"
+            f"from rcfast.weekly.read import WANTED\n"
+            f"cluster = LocalCluster(n_workers={workers}, threads_per_worker=1, "
+            f"memory_limit={limit!r}, local_directory={str(tmp)!r}, dashboard_address=None)\n"
+            "client = Client(cluster)\n"
+            f"ddf = dd.read_parquet({str(src)!r}, columns=list(WANTED))\n"
+            "shuffled = ddf.shuffle('product_id', npartitions=ddf.npartitions, "
+            "shuffle_method='p2p')\n"
+            f"shuffled.to_parquet({str(out)!r}, write_index=False)\n"
+            "client.close(); cluster.close()")
+        return [sys.executable, "-c", code]
+    raise ValueError(f"unknown tool {tool!r}; choose from {', '.join(TOOLS + EXTRA_TOOLS)}")
 
 
 def verify_products(src: Path, out: Path, n: int, seed: int = 0) -> list[str]:
@@ -159,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated input sizes, comma-separated (default: %(default)s)")
     p.add_argument("--input", help="an existing review Parquet file instead of generated data")
     p.add_argument("--tools", default=",".join(TOOLS),
-                   help="contenders, comma-separated (default: %(default)s)")
+                   help="contenders, comma-separated (default: %(default)s; also "
+                   "dask-p2p-shuffle)")
     p.add_argument("--memory-limit", default="1GB",
                    help="limit of rcfast-limit, of each rcfast-dask worker and of DuckDB "
                         "(default: %(default)s)")
@@ -177,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tools = [t for t in args.tools.split(",") if t]
-    bad = [t for t in tools if t not in TOOLS]
+    bad = [t for t in tools if t not in TOOLS + EXTRA_TOOLS]
     if bad:
-        print(f"bench scale: unknown tool(s) {bad}; choose from {', '.join(TOOLS)}",
+        print(f"bench scale: unknown tool(s) {bad}; choose from {', '.join(TOOLS + EXTRA_TOOLS)}",
               file=sys.stderr)
         return 2
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="rcfast-scale-"))
@@ -207,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r.peak_client_bytes / 1e9:>11.2f}  "
                       f"{'yes' if r.returncode == 0 else 'FAILED: ' + r.stderr_tail[-300:]}",
                       flush=True)
-                if args.verify and r.returncode == 0:
+                if args.verify and r.returncode == 0 and tool in TOOLS:
                     bad = verify_products(src, out, args.verify)
                     print(f"{'':<14}verified {args.verify} random products against their own "
                           f"reviews: {'all equal' if not bad else f'MISMATCH {bad[:5]}'}",

@@ -35,8 +35,7 @@ def test_p2p_shuffle_contender_moves_every_row(tmp_path):
     from rcfast.bench.scale import commands
     from rcfast.bench.scale import run_tree
 
-    src = tmp_path / "reviews.parquet"  # five row groups: five partitions to shuffle into
-    pq.write_table(pq.read_table(synth.demo_parquet(n_rows=20_000)), src, row_group_size=4000)
+    src = synth.demo_parquet(n_rows=20_000)
     out = tmp_path / "shuffled"
     tmp = tmp_path / "scratch"
     tmp.mkdir()
@@ -44,7 +43,7 @@ def test_p2p_shuffle_contender_moves_every_row(tmp_path):
                    commands("dask-p2p-shuffle", src, out, "800MB", 2, tmp), timeout=300)
     assert run.returncode == 0, run.stderr_tail
     parts = sorted(out.glob("*.parquet"))
-    assert len(parts) == 5
+    assert len(parts) == 4  # at least two per worker
     homes: dict[str, set[int]] = {}
     rows = 0
     for i, part in enumerate(parts):

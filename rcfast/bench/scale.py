@@ -118,8 +118,8 @@ def commands(tool: str, src: Path, out: Path, limit: str, workers: int, tmp: Pat
             f"memory_limit={limit!r}, local_directory={str(tmp)!r}, dashboard_address=None)\n"
             "client = Client(cluster)\n"
             f"ddf = dd.read_parquet({str(src)!r}, columns=list(WANTED))\n"
-            "shuffled = ddf.shuffle('product_id', npartitions=ddf.npartitions, "
-            "shuffle_method='p2p')\n"
+            f"shuffled = ddf.shuffle('product_id', npartitions=max(ddf.npartitions, "
+            f"{2 * workers}), shuffle_method='p2p')\n"
             f"shuffled.to_parquet({str(out)!r}, write_index=False)\n"
             "client.close(); cluster.close()")
         return [sys.executable, "-c", code]

@@ -128,18 +128,9 @@ def arrow_pool_for_run() -> pa.MemoryPool | None:
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return None
     try:
-        if "JE_ARROW_MALLOC_CONF" not in os.environ:
-            # Arrow's jemalloc hands freed pages back at once (decay 0), so every read batch
-            # faulted in fresh zeroed pages: keeping them cut ~100k page faults and 0.5-0.9 s
-            # of the 31.8M-review run (docs/benchmarks.md). Set before the arenas exist.
-            pa.jemalloc_set_decay_ms(JEMALLOC_DECAY_MS)
         return pa.jemalloc_memory_pool()
     except NotImplementedError:
         return None
-
-
-#: How long Arrow's jemalloc keeps freed pages for reuse during a weekly run (its default is 0).
-JEMALLOC_DECAY_MS = 10_000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop("OMP_WAIT_POLICY", None)
         if pool is not None:
             pa.set_memory_pool(pool_before)
-            if "JE_ARROW_MALLOC_CONF" not in os.environ:
-                pa.jemalloc_set_decay_ms(0)  # Arrow's default, for in-process callers
         if gc_was_enabled:
             gc.enable()
     return 0

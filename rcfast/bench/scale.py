@@ -34,6 +34,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rcfast.bench.machine import machine_info
 from rcfast.bench.options import add_common_arguments, make_parser, parse_row_count
 
 TOOLS = ("rcfast", "rcfast-limit", "rcfast-dask", "duckdb-limit")
@@ -186,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(p, work_dir="outputs and scratch (default: a temporary directory)",
                          repeat="rounds (default: 1)", json="write the measurements to FILE")
     p.add_argument("--plot", help="write a PNG of time and peak memory against rows here")
+    p.add_argument("--merge", action="append", default=[], metavar="FILE",
+                   help="also table and plot the runs of an earlier --json FILE (e.g. one "
+                        "large --input run beside a generated series); repeatable")
     p.add_argument("--timeout", type=float, default=7200, help="seconds per run")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="check N random products of each output against the panel of that "
@@ -238,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
                     missing_ok=True)
     meta = {"memory_limit": args.memory_limit, "workers": args.workers,
             "machine": _machine()}
+    for earlier in args.merge:
+        for r in json.loads(Path(earlier).read_text())["runs"]:
+            runs.append(TreeRun(**r))
+            print(f"{r['tool']:<14}{r['rows']:>14,}{r['wall_s']:>10.1f}"
+                  f"{r['peak_tree_bytes'] / 1e9:>14.2f}{r['peak_client_bytes'] / 1e9:>11.2f}  "
+                  f"(from {earlier})")
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta,
                                                "runs": [asdict(r) for r in runs]}, indent=1))
@@ -249,21 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _machine() -> str:
-    import os
-    import platform
-
-    model = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import psutil
-
-    return (f"{model or platform.processor()}, {os.cpu_count()} cores, "
-            f"{psutil.virtual_memory().total / 2**30:.1f} GiB")
+    info = machine_info()
+    return f"{info['cpu']}, {info['cores']} cores, {info['ram_gb']} GiB"
 
 
 def plot(runs: list[TreeRun], path: Path, meta: dict) -> None:

@@ -118,10 +118,7 @@ _CHILD = textwrap.dedent(
     rows = RUNNERS[{tool!r}]({src!r}, {out!r}, {workers!r})
     secs = time.perf_counter() - t0
     c1 = os.times()
-    import sys
-    inflate = sys.modules.get("rcfast.ingest._inflate")
-    emit_result(seconds=secs, rows=rows, cpu_s=sum(c1[:4]) - sum(c0[:4]),
-                children_peak_rss_bytes=getattr(inflate, "helper_peak_rss", 0))
+    emit_result(seconds=secs, rows=rows, cpu_s=sum(c1[:4]) - sum(c0[:4]))
     """
 )
 
@@ -215,9 +212,6 @@ def format_table(results: list[Measurement], rows: int, ref: str = "rcfast",
         if ok and spread and m.name in spread:
             lo, hi = spread[m.name]
             status += f" (runs {lo:.2f}-{hi:.2f} s)"
-        kid = m.result.get("children_peak_rss_bytes") or 0
-        if ok and kid > 8 << 20:  # helper processes (rcfast's decompression helper)
-            status += f" (+ helper process peak {kid / 2**20:,.0f} MB)"
         lines.append(f"{m.name:<8} {secs if ok else float('nan'):>8.2f} {cpu_txt:>6} {rate:>12} "
                      f"{rss:>9} {ratio:>15}  {status}")
     return "\n".join(lines)
@@ -297,7 +291,6 @@ def main(argv: list[str] | None = None) -> int:
             report["runs"][m.name] = {
                 "seconds": m.result.get("seconds"), "wall_s": m.wall_s,
                 "cpu_s": m.result.get("cpu_s"),
-                "children_peak_rss_bytes": m.result.get("children_peak_rss_bytes"),
                 "peak_rss_bytes": m.peak_rss_bytes, "returncode": m.returncode,
                 "rows": m.result.get("rows"),
                 "all_seconds": [x.result.get("seconds") for x in runs[m.name]]}

@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from rcfast.weekly.api import weekly_panel
 
         return weekly_panel
+    if name == "combine":  # the module: rcfast.combine.combine(inputs, out, ...) is the API
+        import importlib
+
+        return importlib.import_module("rcfast.combine")
     raise AttributeError(f"module 'rcfast' has no attribute {name!r}")

@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
         inputs = [(n, synth.demo_parquet(n_rows=n)) for n in _rows_list(args.rows)]
     runs: list[TreeRun] = []
-    print(f"{'tool':<14}{'rows':>14}{'wall s':>10}{'tree peak GB':>14}{'client GB':>11}  ok")
+    print(f"{'tool':<18}{'rows':>14}{'wall s':>10}{'tree peak GB':>14}{'client GB':>11}  ok")
     for rows, src in inputs:
         for _ in range(args.repeat):
             for tool in tools:
@@ -226,13 +226,13 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_tree(tool, rows, commands(tool, src, out, args.memory_limit,
                                                   args.workers, tmp), args.timeout)
                 runs.append(r)
-                print(f"{tool:<14}{rows:>14,}{r.wall_s:>10.1f}{r.peak_tree_bytes / 1e9:>14.2f}"
+                print(f"{tool:<18}{rows:>14,}{r.wall_s:>10.1f}{r.peak_tree_bytes / 1e9:>14.2f}"
                       f"{r.peak_client_bytes / 1e9:>11.2f}  "
                       f"{'yes' if r.returncode == 0 else 'FAILED: ' + r.stderr_tail[-300:]}",
                       flush=True)
                 if args.verify and r.returncode == 0 and tool in TOOLS:
                     bad = verify_products(src, out, args.verify)
-                    print(f"{'':<14}verified {args.verify} random products against their own "
+                    print(f"{'':<18}verified {args.verify} random products against their own "
                           f"reviews: {'all equal' if not bad else f'MISMATCH {bad[:5]}'}",
                           flush=True)
                     r.stderr_tail += f" verified={args.verify} mismatches={len(bad)}"
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     for earlier in args.merge:
         for r in json.loads(Path(earlier).read_text())["runs"]:
             runs.append(TreeRun(**r))
-            print(f"{r['tool']:<14}{r['rows']:>14,}{r['wall_s']:>10.1f}"
+            print(f"{r['tool']:<18}{r['rows']:>14,}{r['wall_s']:>10.1f}"
                   f"{r['peak_tree_bytes'] / 1e9:>14.2f}{r['peak_client_bytes'] / 1e9:>11.2f}  "
                   f"(from {earlier})")
     if args.json:

@@ -6,7 +6,6 @@ Cutting a file into blocks of records is :mod:`rcfast.ingest.raw_blocks`.
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import os
 import re
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from rcfast.errors import InputError, StrictFailure  # noqa: F401 (re-exported)
+from rcfast.input_paths import expand_paths, hidden
 
 from .decompress import StreamState, iter_decompressed
 
@@ -54,38 +54,17 @@ _BZ2_MAGIC = b"BZh"
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files, directories (their data files, recursively, sorted) or globs → sorted unique files."""
-    out: list[str] = []
-    for item in inputs:
-        if os.path.isdir(item):
-            found = []
-            for root, dirs, files in os.walk(item):
-                dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-                for name in files:
-                    if name.startswith((".", "_")):
-                        continue
-                    if _strip_compression(name.lower())[0].endswith(DATA_SUFFIXES):
-                        found.append(os.path.join(root, name))
-            if not found:
-                raise InputError(f"{item}: directory holds no review files")
-            out.extend(sorted(found))
-        elif os.path.isfile(item):
-            out.append(item)
-        elif glob.has_magic(item):
-            matches = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
-            if not matches:
-                raise InputError(f"{item}: no file matches")
-            out.extend(matches)
-        else:
-            raise InputError(f"{item}: no such file or directory")
-    seen: set[str] = set()
-    unique = []
-    for p in out:
-        key = os.path.realpath(p)
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique
+    """Files, directories (their data files, recursively, sorted) or globs → unique files."""
+    return expand_paths(inputs, _data_files, "review files")
+
+
+def _data_files(directory: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not hidden(d))
+        found += [os.path.join(root, name) for name in files if not hidden(name)
+                  and _strip_compression(name.lower())[0].endswith(DATA_SUFFIXES)]
+    return sorted(found)
 
 
 def _strip_compression(name: str) -> tuple[str, str | None]:

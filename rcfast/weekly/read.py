@@ -7,8 +7,6 @@ Every problem names the file and column and says how to fix it.
 
 from __future__ import annotations
 
-import glob
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rcfast.errors import InputError
+from rcfast.input_paths import expand_paths, hidden
 from rcfast.schema import ALIASES, FIELDS, REQUIRED
-
-_GLOB_CHARS = set("*?[")
 
 
 @dataclass
@@ -30,36 +27,15 @@ class ReadOptions:
 
 def resolve_inputs(inputs: list[str]) -> list[Path]:
     """Parquet files named by files, directories (recursively) and globs, in a stable order."""
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*")
-                if f.is_file() and not any(part.startswith(("_", "."))
-                                           for part in f.relative_to(p).parts)
-                and f.suffix in (".parquet", ".pq", "")
-            )
-            if not found:
-                raise InputError(f"{item}: directory holds no Parquet files")
-            files += found
-        elif _GLOB_CHARS & set(item):
-            found = sorted(Path(f) for f in glob.glob(item, recursive=True) if os.path.isfile(f))
-            if not found:
-                raise InputError(f"{item}: the pattern matches no file")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"{item}: no such file or directory")
-    seen: set[Path] = set()
-    unique = []
-    for f in files:
-        r = f.resolve()
-        if r not in seen:
-            seen.add(r)
-            unique.append(f)
-    return unique
+    return [Path(f) for f in expand_paths(inputs, _parquet_files, "Parquet files")]
+
+
+def _parquet_files(directory: str) -> list[str]:
+    root = Path(directory)
+    return [str(f) for f in sorted(
+        f for f in root.rglob("*")
+        if f.is_file() and not any(hidden(part) for part in f.relative_to(root).parts)
+        and f.suffix in (".parquet", ".pq", ""))]
 
 
 def open_parquet(path: Path) -> pq.ParquetFile:

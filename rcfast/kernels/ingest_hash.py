@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from rcfast.kernels.strings import _hash_one, _mix64, load8
+from rcfast.kernels.intrinsics import load8
+from rcfast.kernels.strings import _hash_one, _mix64
 
 
 @njit(nogil=True, cache=True)

@@ -14,13 +14,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from llvmlite import ir
-from numba import get_num_threads, njit, prange, types
-from numba.extending import intrinsic
+from numba import get_num_threads, njit, prange
 
 from rcfast.kernels.hashing import FNV_OFFSET as _FNV_OFFSET
 from rcfast.kernels.hashing import FNV_PRIME as _FNV_PRIME
 from rcfast.kernels.hashing import mix64_array
+from rcfast.kernels.intrinsics import bswap64, load8
 
 
 # murmur3 finalizer: FNV alone leaves low-entropy high bits, which pick the bucket. One body
@@ -446,36 +445,6 @@ def max_length(offsets):
     return m
 
 
-@intrinsic
-def load8(typingctx, arr, idx):
-    """The little-endian uint64 at ``arr[idx : idx + 8]`` of a uint8 array (unaligned load; the
-    caller guarantees ``idx + 8 <= len(arr)``)."""
-    if not isinstance(arr, types.Array) or arr.dtype != types.uint8:
-        return None
-    sig = types.uint64(arr, idx)
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.gep(ary.data, [args[1]])
-        p64 = builder.bitcast(ptr, ir.IntType(64).as_pointer())
-        return builder.load(p64, align=1)
-
-    return sig, codegen
-
-
-@intrinsic
-def _bswap64(typingctx, x):
-    """Bytes of a uint64 reversed (one instruction): little-endian loads to big-endian words."""
-    if x != types.uint64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        fn = builder.module.declare_intrinsic("llvm.bswap", [ir.IntType(64)])
-        return builder.call(fn, args)
-
-    return types.uint64(types.uint64), codegen
-
-
 @njit(inline="always")
 def _word_fast(data, start, end, level):
     # _word with one unaligned 8-byte load where the buffer allows (Arrow pads its buffers),
@@ -485,7 +454,7 @@ def _word_fast(data, start, end, level):
         return np.uint64(0)
     if p + 8 > data.shape[0]:
         return _word(data, start, end, level)
-    w = _bswap64(load8(data, p))
+    w = bswap64(load8(data, p))
     k = end - p
     if k < 8:
         w &= ~(np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(8 * k))

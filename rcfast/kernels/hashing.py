@@ -20,7 +20,7 @@ FNV_PRIME = np.uint64(0x100000001B3)
 
 
 def mix64_array(h: np.ndarray) -> np.ndarray:
-    """The murmur3 finalizer over a uint64 array, in place; ``strings._mix64`` is this
+    """The murmur3 finalizer over a uint64 array, in place; ``hash_buckets.mix64`` is this
     function compiled for scalars."""
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)

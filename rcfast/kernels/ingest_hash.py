@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from rcfast.kernels.hash_buckets import mix64
 from rcfast.kernels.intrinsics import load8
-from rcfast.kernels.strings import _hash_one, _mix64
+from rcfast.kernels.strings import _hash_one
 
 
 @njit(nogil=True, cache=True)
@@ -49,7 +50,7 @@ def word_mix(h, w):
 
 @njit(inline="always", nogil=True)
 def word_final(h, nbytes):
-    return _mix64(h ^ np.uint64(nbytes))
+    return mix64(h ^ np.uint64(nbytes))
 
 
 @njit(inline="always", nogil=True)

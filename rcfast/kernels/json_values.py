@@ -1,7 +1,8 @@
 """JSON values for the JSON-lines scanner (:mod:`rcfast.kernels.ingest_json`): whitespace, the
 literals, numbers, and skipping a whole value (an unknown key's), with its string and bracket
-structure checked. Numbers are read exactly or not at all: anything beyond 18 significant
-digits (or a float's exponent range where one rounding is exact) goes to the slow path.
+structure checked. Numbers are read exactly or not at all: an integer of more than 18 digits,
+or a float that one correctly rounded multiplication or division by a power of ten cannot give,
+goes to the slow path.
 """
 
 from __future__ import annotations

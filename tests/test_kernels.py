@@ -113,6 +113,46 @@ def test_product_encoder_mixes_short_long_dict_and_null(batches, as_dict):
                 assert got[mapping[c]] == v
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.none() | st.binary(max_size=18).map(
+    lambda b: b.decode("latin-1")), max_size=30), max_size=5), st.booleans(),
+    st.lists(st.integers(0, 40), max_size=3))
+def test_product_keys_carry_ids_or_hand_over_to_the_encoder(batches, as_dict, rejected):
+    # the split stage's collector: while every id fits a key, each row's key sorts as its id
+    # does; after the first longer id (in any batch), every kept row's code is its id's rank
+    import pyarrow as pa
+
+    from rcfast.weekly.products import ProductKeys
+
+    rows = [v for vals in batches for v in vals]
+    ids = ProductKeys(len(rows))
+    code = np.empty(len(rows), dtype=np.int32)
+    pos = 0
+    for k, vals in enumerate(batches):
+        arr = pa.array(vals, type=pa.string())
+        if as_dict and k % 2:
+            arr = arr.dictionary_encode()
+        code[pos:pos + len(vals)] = ids.add([arr])
+        pos += len(vals)
+    for i in rejected:  # rows set aside by the checks after the ids were added
+        if i < len(rows):
+            code[i] = -1
+    products = ids.finish(code)
+    kept = [(i, v) for i, v in enumerate(rows) if v is not None and i not in rejected]
+    assert all(code[i] == -1 for i, v in enumerate(rows) if v is None or i in rejected)
+    if products is None:
+        assert all(len(v.encode()) <= strings.KEY_MAX_BYTES for v in rows if v is not None)
+        keys = {v: (int(ids.k0[i]), int(ids.k1[i])) for i, v in kept}
+        by_key = sorted(keys, key=keys.get)
+        assert by_key == sorted(keys, key=lambda x: x.encode("utf-8"))
+    else:
+        assert any(v is not None and len(v.encode()) > strings.KEY_MAX_BYTES for v in rows)
+        got = products.to_pylist()
+        assert got == sorted(got, key=lambda x: x.encode("utf-8"))
+        for i, v in kept:
+            assert got[code[i]] == v
+
+
 def test_hash_is_stable():
     offsets, data = buffers([b"B00ABC", b"", b"B00ABC"])
     h = strings.hash_strings(offsets, data)

@@ -186,23 +186,26 @@ def _big_input(tmp_path, n=1_500_000):
 
 
 @pytest.mark.parametrize("failure", ["error", "interrupt"])
-def test_scratch_removed_after_error_and_ctrl_c(tmp_path, monkeypatch, capsys, failure):
+@pytest.mark.parametrize("stage", ["cut_block", "write_pieces"])
+def test_scratch_removed_after_error_and_ctrl_c(tmp_path, monkeypatch, capsys, failure, stage):
+    """A failure while a block is cut (this thread) or while its pieces are written (the
+    writer thread): exit status, one line, and no scratch or output left."""
     import rcfast.weekly.spill as spill
 
     src = tmp_path / "in.parquet"
     pq.write_table(reviews(_rows([f"p{k}" for k in range(30)], 20)), src, row_group_size=40)
-    real = spill.split_block
+    real = getattr(spill, stage)
     calls = []
 
     def failing(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:  # after two blocks are on scratch
             if failure == "error":
-                raise OSError(28, "No space left on device", str(args[5]))
+                raise OSError(28, "No space left on device", str(tmp_path / "scratch"))
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(spill, "split_block", failing)
+    monkeypatch.setattr(spill, stage, failing)
     scratch = tmp_path / "scratch"
     out = tmp_path / "p.parquet"
     rc = main([str(src), "-o", str(out), *SPILL, "--partitions", "3", "--tmp-dir",

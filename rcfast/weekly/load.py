@@ -20,7 +20,7 @@ from rcfast.kernels.time import week_and_reason
 from rcfast.schema import TS_MAX_MS, TS_MIN_MS
 from rcfast.weekly.convert import REJECT_REASONS, convert_batch
 from rcfast.weekly.panel import Columns
-from rcfast.weekly.products import ProductEncoder
+from rcfast.weekly.products import ProductEncoder, ProductKeys
 from rcfast.weekly.read import Batch, Prefetch, ReadOptions, parquet_rows, read_batches
 
 MAX_EXAMPLES = 20
@@ -76,14 +76,26 @@ def count_rejects(batch: Batch, reason: np.ndarray, rej: Rejects, strict: bool) 
                          "and counted")
 
 
-def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
-                 until_week: int | None, strict: bool,
-                 progress: bool = False) -> tuple[Columns, Rejects, int]:
-    """Convert every batch; return ``(Columns, Rejects, rows_read)``."""
+@dataclass
+class LoadedRows:
+    """Every batch's rows, checked and converted, with the product ids not yet final: ``code``
+    holds what the ``ids`` collector's ``add`` returned (-1 where a row is set aside)."""
+
+    code: np.ndarray  #: int32 per row
+    week: np.ndarray  #: int32 per row
+    rows: np.ndarray  #: int64 [n, ROW_WIDTH], packed values
+    rejects: Rejects
+    rows_read: int
+
+
+def load_rows(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
+              until_week: int | None, strict: bool, ids: ProductEncoder | ProductKeys,
+              progress: bool = False) -> LoadedRows:
+    """Convert every batch, its product ids through ``ids`` (a :class:`ProductEncoder`, or
+    :class:`ProductKeys` for the split stage)."""
     code = np.empty(total_rows, dtype=np.int32)
     week = np.empty(total_rows, dtype=np.int32)
     rows = np.empty((total_rows, aggregate.ROW_WIDTH), dtype=np.int64)
-    enc = ProductEncoder()
     rej = Rejects()
     pos = 0
     bar = progress_bar(progress and total_rows >= 4 * (1 << 20), total_rows, "read")
@@ -99,7 +111,7 @@ def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
                              f"(text_len): values must lie within +-2**59, got {tl_min} .. "
                              f"{tl_max}; is it the right column?")
         sl = slice(pos, pos + n)
-        c = enc.add(b.product_chunks)
+        c = ids.add(b.product_chunks)
         rating = rows[sl, 0].view(np.float64)  # as packed: NaN where null
         w, reason, n_bad = week_and_reason(b.ms, b.ts_valid, rating, c, TS_MIN_MS, TS_MAX_MS,
                                            until_week if until_week is not None else 0,
@@ -114,9 +126,18 @@ def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
     bar.close()
     if pos != total_rows:
         code, week, rows = code[:pos], week[:pos], rows[:pos]
+    return LoadedRows(code, week, rows, rej, pos)
+
+
+def load_batches(batches: Iterable[Batch], total_rows: int, ropts: ReadOptions,
+                 until_week: int | None, strict: bool,
+                 progress: bool = False) -> tuple[Columns, Rejects, int]:
+    """Convert every batch; return ``(Columns, Rejects, rows_read)``."""
+    enc = ProductEncoder()
+    got = load_rows(batches, total_rows, ropts, until_week, strict, enc, progress)
     mapping, products = enc.finish()
-    strings.remap(code, mapping)
-    return Columns(products, code, week, rows), rej, pos
+    strings.remap(got.code, mapping)
+    return Columns(products, got.code, got.week, got.rows), got.rejects, got.rows_read
 
 
 def load(paths: list[Path], ropts: ReadOptions, until_week: int | None, strict: bool,
@@ -138,4 +159,5 @@ def load(paths: list[Path], ropts: ReadOptions, until_week: int | None, strict: 
         reader.close()
 
 
-__all__ = ["MAX_EXAMPLES", "Rejects", "count_rejects", "load", "load_batches"]
+__all__ = ["MAX_EXAMPLES", "LoadedRows", "Rejects", "count_rejects", "load", "load_batches",
+           "load_rows"]

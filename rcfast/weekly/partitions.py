@@ -4,9 +4,10 @@ Two stages, no maths of their own (that is :func:`rcfast.weekly.panel.panel_batc
 
 1. :func:`split_block` — one block of input rows (a file, or consecutive row groups of one)
    is read and checked exactly as the in-memory run reads it (:func:`rcfast.weekly.load.
-   load_batches`: the same rows set aside, the same counts and examples), and its kept rows are
+   load_rows`: the same rows set aside, the same counts and examples), and its kept rows are
    cut by the product-id ranges of a :class:`PartitionPlan` into one Arrow IPC piece per
-   partition on scratch (product ids dictionary-encoded, weeks, packed values).
+   partition on scratch: each row's product id as a two-word key (or, in a block with ids too
+   long for keys, dictionary-encoded), its week and its packed values.
 2. :func:`partition_batches` — the pieces of one partition, read in block order (so every
    product's rows keep their input order, and sums match the in-memory run bit for bit), give
    the partition's panel through the in-memory code path, in slices of whole products.
@@ -23,7 +24,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,10 +33,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rcfast.kernels import aggregate, group, strings
-from rcfast.weekly.load import Rejects, load_batches
+from rcfast.arrow_buffers import string_buffers
+from rcfast.kernels import aggregate, split, strings
+from rcfast.weekly.load import Rejects, load_rows
 from rcfast.weekly.panel import Columns, PanelOptions, PanelStats, panel_batches
-from rcfast.weekly.products import ProductEncoder
+from rcfast.weekly.products import ProductEncoder, ProductKeys
 from rcfast.weekly.read import Prefetch, ReadOptions, map_columns, open_parquet, read_batches
 
 #: Ids drawn for the splitters per partition: quantiles of 256 draws are within a few
@@ -45,7 +47,8 @@ SAMPLES_PER_PARTITION = 256
 #: row group's pages in order, so the first rows are the cheap ones).
 SAMPLE_ROWS_PER_GROUP = 4096
 
-_PIECE_FIELDS = ("product_id", "week", "values")
+_CODE_PIECE_FIELDS = ("product_id", "week", "values")
+_KEY_PIECE_FIELDS = ("key0", "key1", "week", "values")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,13 @@ class PartitionPlan:
     @property
     def n_parts(self) -> int:
         return len(self.splitters) + 1
+
+    def splitter_keys(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The splitters as two-word keys (byte order kept), or None if one is too long."""
+        if any(len(s) > strings.KEY_MAX_BYTES for s in self.splitters):
+            return None
+        arr = pa.array(list(self.splitters), type=pa.binary())
+        return strings.pack_keys(*string_buffers(arr))
 
 
 @dataclass
@@ -183,65 +193,134 @@ def _product_bounds(products: pa.Array, splitters: tuple[bytes, ...]) -> np.ndar
                     dtype=np.int64)
 
 
-def _write_piece(path: Path, products: pa.Array, code: np.ndarray, week: np.ndarray,
-                 values: np.ndarray) -> None:
+def _publish_piece(path: Path, table: pa.Table) -> None:
     """One partition's rows of one block as an Arrow IPC file, written under a temporary name
     and renamed: a task rerun after a lost worker replaces it whole."""
-    ids = pa.DictionaryArray.from_arrays(pa.array(code, type=pa.int32()), products)
-    width = aggregate.ROW_WIDTH * 8
-    packed = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(width), len(code), [None, pa.py_buffer(np.ascontiguousarray(values))])
-    table = pa.table([ids, pa.array(week, type=pa.int32()), packed], names=_PIECE_FIELDS)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     os.replace(tmp, path)
 
 
-def split_block(block: Block, ropts: ReadOptions, until_week: int | None, strict: bool,
-                plan: PartitionPlan, scratch: Path, name: str) -> SplitResult:
-    """Stage 1: read and check one block, write its kept rows as one piece per partition
-    (``scratch/pPPPPP/NAME.arrow``)."""
+def _packed_values(values: np.ndarray) -> pa.Array:
+    width = aggregate.ROW_WIDTH * 8
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(values), [None, pa.py_buffer(np.ascontiguousarray(values))])
+
+
+def _code_piece(products: pa.Array, code: np.ndarray, week: np.ndarray, values: np.ndarray
+                ) -> pa.Table:
+    """Ids dictionary-encoded against the block's distinct ids (ids too long for keys)."""
+    ids = pa.DictionaryArray.from_arrays(pa.array(code, type=pa.int32()), products)
+    return pa.table([ids, pa.array(week, type=pa.int32()), _packed_values(values)],
+                    names=_CODE_PIECE_FIELDS)
+
+
+def _key_piece(k0: np.ndarray, k1: np.ndarray, week: np.ndarray, values: np.ndarray
+               ) -> pa.Table:
+    """Each row's id as its two-word key: nothing was encoded in the split stage."""
+    return pa.table([pa.array(k0, type=pa.uint64()), pa.array(k1, type=pa.uint64()),
+                     pa.array(week, type=pa.int32()), _packed_values(values)],
+                    names=_KEY_PIECE_FIELDS)
+
+
+@dataclass
+class CutBlock:
+    """One block's kept rows cut into partitions, not yet written: ``piece(p)`` is partition
+    ``p``'s table (None: no rows)."""
+
+    rows_read: int
+    rejects: Rejects
+    offsets: np.ndarray  #: partition p's rows are offsets[p]:offsets[p + 1]
+    piece: Callable[[int], pa.Table | None]
+
+
+def cut_block(block: Block, ropts: ReadOptions, until_week: int | None, strict: bool,
+              plan: PartitionPlan) -> CutBlock:
+    """Stage 1's computation: read and check one block, cut its kept rows by partition.
+
+    While its ids (and the splitters) fit two-word keys, rows carry their keys into the pieces
+    and are cut by comparing keys with the splitters: nothing is encoded here, each partition
+    encodes its products once when it is loaded. A block with a longer id is encoded as the
+    in-memory run encodes its input, and its pieces carry dictionary-encoded ids."""
+    splitter_keys = plan.splitter_keys()
+    ids: ProductKeys | ProductEncoder = (ProductKeys(block.rows) if splitter_keys is not None
+                                         else ProductEncoder())
     # the next batch's Parquet decoding (pyarrow, no GIL) overlaps this one's kernels
     reader = Prefetch(read_batches(block.path, ropts, block.row_groups))
     try:
-        columns, rej, rows_read = load_batches(reader, block.rows, ropts, until_week, strict)
+        got = load_rows(reader, block.rows, ropts, until_week, strict, ids)
     finally:
         reader.close()
-    bounds = _product_bounds(columns.products, plan.splitters)
-    offsets, code, week, rows = group.split_by_code_ranges(
-        columns.product_code, columns.week, columns.rows, bounds, numba.get_num_threads())
-    del columns.product_code, columns.week, columns.rows
-    part_rows, pieces = [], []
-    for p in range(plan.n_parts):
-        a, b = int(offsets[p]), int(offsets[p + 1])
-        part_rows.append(b - a)
-        if b == a:
+    rows_read, rejects = got.rows_read, got.rejects
+    n_threads = numba.get_num_threads()
+    if isinstance(ids, ProductKeys) and (products := ids.finish(got.code)) is None:
+        s0, s1 = splitter_keys
+        offsets, k0, k1, week, rows = split.split_by_key_ranges(
+            ids.k0[:rows_read], ids.k1[:rows_read], got.code, got.week, got.rows,
+            s0, s1, n_threads)
+        del got, ids
+
+        def piece(p: int) -> pa.Table | None:
+            a, b = int(offsets[p]), int(offsets[p + 1])
+            return _key_piece(k0[a:b], k1[a:b], week[a:b], rows[a:b]) if b > a else None
+    else:
+        if isinstance(ids, ProductEncoder):
+            mapping, products = ids.finish()
+            strings.remap(got.code, mapping)
+        bounds = _product_bounds(products, plan.splitters)
+        offsets, code, week, rows = split.split_by_code_ranges(
+            got.code, got.week, got.rows, bounds, n_threads)
+        del got
+
+        def piece(p: int) -> pa.Table | None:
+            a, b = int(offsets[p]), int(offsets[p + 1])
+            if b == a:
+                return None
+            lo, hi = int(bounds[p]), int(bounds[p + 1])
+            return _code_piece(products.slice(lo, hi - lo), code[a:b], week[a:b], rows[a:b])
+    return CutBlock(rows_read, rejects, offsets, piece)
+
+
+def write_pieces(cut: CutBlock, scratch: Path, name: str) -> SplitResult:
+    """Stage 1's output: one piece per partition with rows (``scratch/pPPPPP/NAME.arrow``)."""
+    part_rows, pieces = np.diff(cut.offsets).tolist(), []
+    for p in range(len(part_rows)):
+        table = cut.piece(p)
+        if table is None:
             pieces.append(None)
             continue
-        lo, hi = int(bounds[p]), int(bounds[p + 1])
         where = scratch / f"p{p:05d}"
         where.mkdir(parents=True, exist_ok=True)
         path = where / f"{name}.arrow"
-        _write_piece(path, columns.products.slice(lo, hi - lo), code[a:b], week[a:b],
-                     rows[a:b])
+        _publish_piece(path, table)
         pieces.append(str(path))
-    return SplitResult(rows_read, rej, part_rows, pieces)
+    return SplitResult(cut.rows_read, cut.rejects, part_rows, pieces)
+
+
+def split_block(block: Block, ropts: ReadOptions, until_week: int | None, strict: bool,
+                plan: PartitionPlan, scratch: Path, name: str) -> SplitResult:
+    """Stage 1 for one block: :func:`cut_block`, then :func:`write_pieces`."""
+    return write_pieces(cut_block(block, ropts, until_week, strict, plan), scratch, name)
 
 
 def load_partition(pieces: list[str]) -> Columns:
     """The rows of one partition's pieces (in the given order) as :class:`Columns`.
 
-    Each piece's ids are dictionary-encoded against its block's distinct ids, so the
-    partition's products are the union of its pieces' dictionaries: encoded together by the
-    in-memory run's :class:`~rcfast.weekly.products.ProductEncoder` (its hash and sort kernels),
-    which gives every dictionary entry its final code.
+    The partition's products are encoded once, by the in-memory run's
+    :class:`~rcfast.weekly.products.ProductEncoder` (its hash and sort kernels): the keys of
+    every row of the key pieces, and the dictionaries of the pieces of blocks with longer ids.
     """
     sources = [pa.ipc.open_file(pa.memory_map(p)) for p in pieces]
     batches = [src.get_batch(i) for src in sources for i in range(src.num_record_batches)]
     n = sum(b.num_rows for b in batches)
     encoder = ProductEncoder()
-    entry_codes = [encoder.add([b.column(0).dictionary]) for b in batches]
+    pool_codes = []  # per batch: the pool code of each row (key pieces) or dictionary entry
+    for b in batches:
+        if b.schema.names[0] == _KEY_PIECE_FIELDS[0]:
+            pool_codes.append(encoder.add_keys(b.column(0).to_numpy(), b.column(1).to_numpy()))
+        else:
+            pool_codes.append(encoder.add([b.column(0).dictionary]))
     mapping, products = encoder.finish()
     code = np.empty(n, dtype=np.int32)
     week = np.empty(n, dtype=np.int32)
@@ -249,10 +328,13 @@ def load_partition(pieces: list[str]) -> Columns:
     pos = 0
     for k, batch in enumerate(batches):
         m = batch.num_rows
-        final = strings.take(mapping, entry_codes[k])
-        code[pos:pos + m] = strings.take(final, batch.column(0).indices.to_numpy())
-        week[pos:pos + m] = batch.column(1).to_numpy()
-        packed = batch.column(2)
+        final = strings.take(mapping, pool_codes[k])
+        if batch.schema.names[0] == _KEY_PIECE_FIELDS[0]:
+            code[pos:pos + m] = final
+        else:
+            code[pos:pos + m] = strings.take(final, batch.column(0).indices.to_numpy())
+        week[pos:pos + m] = batch.column(-2).to_numpy()
+        packed = batch.column(-1)
         rows[pos:pos + m] = np.frombuffer(packed.buffers()[1], dtype=np.int64).reshape(
             -1, aggregate.ROW_WIDTH)[packed.offset:packed.offset + m]
         pos += m

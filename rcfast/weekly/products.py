@@ -47,6 +47,17 @@ class ProductEncoder:
                                                 pa.py_buffer(u_data)]))
         return local, len(u_off) - 1
 
+    def add_keys(self, k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
+        """Pool codes of rows given as two-word keys (:func:`row_keys`), one pool entry per row
+        (not encoded here: :meth:`finish` encodes the pool)."""
+        if self._keys is not None:
+            self._keys.append((k0, k1))
+        else:
+            self._pool.append(_strings_of_keys(k0, k1))
+        codes = np.arange(self._size, self._size + len(k0), dtype=np.int32)
+        self._size += len(k0)
+        return codes
+
     def add(self, chunks: list[pa.Array]) -> np.ndarray:
         """Pool codes (int32, -1 for null) of the rows of ``chunks``."""
         out = []
@@ -99,6 +110,78 @@ class ProductEncoder:
         if s_off[-1] < 2**31:
             products = products.cast(pa.string())
         return strings.take(rank, codes), products
+
+
+class ProductKeys:
+    """Product ids of many batches -> each row's two-word key, not encoded: the split stage
+    cuts rows by ranges of keys and leaves the encoding to each partition's one
+    :class:`ProductEncoder`. Rows go in order; :meth:`add` returns 0 for a row with an id, -1
+    for a null. The first id longer than :data:`~rcfast.kernels.strings.KEY_MAX_BYTES` hands
+    the rows so far to a :class:`ProductEncoder`, which encodes the rest (``encoder`` is then
+    set, and :meth:`add` returns its pool codes).
+    """
+
+    def __init__(self, total_rows: int) -> None:
+        self.k0 = np.empty(total_rows, dtype=np.uint64)
+        self.k1 = np.empty(total_rows, dtype=np.uint64)
+        self.rows = 0  #: rows added as keys
+        self.encoder: ProductEncoder | None = None
+
+    def add(self, chunks: list[pa.Array]) -> np.ndarray:
+        if self.encoder is None:
+            keys = [row_keys(ch) for ch in chunks]
+            if all(k is not None for k in keys):
+                out = []
+                for k0, k1, valid in keys:
+                    n = len(k0)
+                    self.k0[self.rows:self.rows + n] = k0
+                    self.k1[self.rows:self.rows + n] = k1
+                    self.rows += n
+                    out.append(valid)
+                if len(out) == 1:
+                    return out[0]
+                return np.concatenate(out) if out else np.empty(0, dtype=np.int32)
+            self.encoder = ProductEncoder()
+            self.encoder.add_keys(self.k0[:self.rows], self.k1[:self.rows])
+        return self.encoder.add(chunks)
+
+    def finish(self, code: np.ndarray) -> pa.Array | None:
+        """None while every id had a key (they are ``k0[:rows]``, ``k1[:rows]``). Otherwise
+        ``code`` (the values :meth:`add` returned, in order, -1 where a row was set aside)
+        becomes final codes in place, and the products in byte order are returned."""
+        if self.encoder is None:
+            return None
+        head = code[:self.rows]  # rows added as keys: pool code = row number
+        head[head >= 0] = np.flatnonzero(head >= 0).astype(np.int32)
+        self.k0 = self.k1 = None
+        mapping, products = self.encoder.finish()
+        strings.remap(code, mapping)
+        return products
+
+
+def row_keys(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(k0, k1, valid)`` of each row of a string (or dictionary) chunk: its id's two-word key
+    (zeros for a null) and 0, or -1 for a null; None if an id is longer than a key holds."""
+    if pa.types.is_dictionary(chunk.type):
+        d0_d1 = row_keys(chunk.dictionary)
+        if d0_d1 is None:
+            return None
+        d0, d1, d_valid = d0_d1
+        idx = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(d0) == 0:
+            z = np.zeros(len(idx), dtype=np.uint64)
+            return z, z.copy(), np.full(len(idx), -1, dtype=np.int32)
+        safe = np.maximum(idx, 0)
+        valid = np.where(idx >= 0, d_valid[safe], -1).astype(np.int32)
+        return d0[safe], d1[safe], valid
+    off, data = string_buffers(chunk)
+    if strings.max_length(off) > strings.KEY_MAX_BYTES:
+        return None
+    k0, k1 = strings.pack_keys(off, data)
+    valid = np.zeros(len(chunk), dtype=np.int32)
+    if chunk.null_count:
+        valid[~chunk.is_valid().to_numpy(zero_copy_only=False)] = -1
+    return k0, k1, valid
 
 
 def _strings_of_keys(k0: np.ndarray, k1: np.ndarray) -> pa.Array:

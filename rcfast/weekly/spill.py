@@ -13,6 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from rcfast.weekly.panel import PanelOptions, PanelStats
 from rcfast.weekly.read import ReadOptions
 from rcfast.weekly.partitions import (
     SAMPLES_PER_PARTITION,
+    SplitResult,
+    cut_block,
     plan_blocks,
     plan_partitions,
     sample_product_ids,
-    split_block,
+    write_pieces,
 )
 
 log = logging.getLogger("rcfast.weekly")
@@ -119,8 +122,8 @@ def spilled_panel(paths: list[Path], ropts: ReadOptions, popts: PanelOptions, st
     pieces: list[list[str]] = [[] for _ in range(parts.n_parts)]
     t = time.perf_counter()
     total = sum(b.rows for b in blocks)
-    for i, block in enumerate(blocks):
-        res = split_block(block, ropts, popts.until_week, strict, parts, scratch, f"b{i:06d}")
+
+    def collect(i: int, res: SplitResult) -> None:
         run.rows_read += res.rows_read
         run.rejects.merge(res.rejects)
         for p, (n, piece) in enumerate(zip(res.part_rows, res.pieces)):
@@ -131,6 +134,22 @@ def spilled_panel(paths: list[Path], ropts: ReadOptions, popts: PanelOptions, st
             done = sum(b.rows for b in blocks[:i + 1])
             print(f"rcfast.weekly: spilled {done:,} of {total:,} rows "
                   f"({i + 1}/{len(blocks)} blocks)", file=sys.stderr, flush=True)
+
+    # a block's pieces are written (a system call that holds no GIL) while the next block is
+    # read and cut; on an error or Ctrl-C the write in flight ends before scratch is removed
+    writer = ThreadPoolExecutor(1, thread_name_prefix="rcfast-spill-writer")
+    pending = None
+    try:
+        for i, block in enumerate(blocks):
+            cut = cut_block(block, ropts, popts.until_week, strict, parts)
+            if pending is not None:
+                collect(i - 1, pending.result())
+            pending = writer.submit(write_pieces, cut, scratch, f"b{i:06d}")
+            del cut
+        if pending is not None:
+            collect(len(blocks) - 1, pending.result())
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)
     run.stats.timings["spill"] = time.perf_counter() - t
     run.scratch_bytes = sum(f.stat().st_size for f in scratch.rglob("*.arrow"))
     biggest = max(run.part_rows, default=0)

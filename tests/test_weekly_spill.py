@@ -85,6 +85,45 @@ def test_products_split_across_files_and_row_groups(tmp_path):
     assert s["rows_rejected"] > 0 and s["options"]["partitions"] > 3
 
 
+def test_key_pieces_and_dictionary_pieces_in_one_partition(tmp_path):
+    """A block whose ids fit two-word keys writes key pieces; a block with a longer id writes
+    dictionary pieces; a partition made of both encodes its products once, in byte order."""
+    import numpy as np
+
+    from rcfast.weekly.partitions import Block, PartitionPlan, load_partition, split_block
+    from rcfast.weekly.read import ReadOptions
+
+    short = ["B00A", "b", "B00Z", "m", "é"]
+    long = "B00A" + "x" * 20  # 24 bytes: no key
+    paths = []
+    for name, ids in (("a", short), ("b", short + [long])):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(reviews(_rows(ids, 12, seed=len(ids))), path)
+        paths.append(path)
+    plan = PartitionPlan((b"B00Z",))  # partition 0: ids < "B00Z" (the long one included)
+    scratch = tmp_path / "scratch"
+    results = [split_block(Block(p, None, pq.ParquetFile(p).metadata.num_rows), ReadOptions(),
+                           None, False, plan, scratch, f"b{k}") for k, p in enumerate(paths)]
+    first_fields = [pa.ipc.open_file(r.pieces[0]).schema.names[0] for r in results]
+    assert first_fields == ["key0", "product_id"]
+    for part in range(2):
+        cols = load_partition([r.pieces[part] for r in results])
+        products = cols.products.to_pylist()
+        assert products == sorted(products, key=lambda x: x.encode()) and len(set(products)) \
+            == len(products)
+        expected = sorted({i for i in short + [long] if (i.encode() < b"B00Z") == (part == 0)},
+                          key=lambda x: x.encode())
+        assert products == expected
+        # every row's code names its product: the kept rows of file a, then of file b, in order
+        kept = [pid for path in paths
+                for pid, rating in zip(*pq.read_table(path, columns=["product_id", "rating"])
+                                       .to_pydict().values())
+                if pid in expected and 1 <= rating <= 5]
+        assert np.all(cols.product_code >= 0)
+        assert [products[c] for c in cols.product_code] == kept
+        assert len(kept) == sum(r.part_rows[part] for r in results)
+
+
 @pytest.mark.parametrize("extra", [["--dense"], ["--dense", "--until", "2021-03-20"],
                                    ["--until", "2020-12-31", "--windows", "2,5", "--lags", "3"]])
 def test_options_out_of_core(tmp_path, extra):

@@ -345,12 +345,25 @@ def test_metrics_against_brute_force(small_panel):
 
 
 # ------------------------------------------------------------------------------------ slurm
-def test_first_host_and_slurm_env():
+def test_first_host_of_compressed_node_lists():
+    """Slurm's own expansion (scontrol): the README's test command also runs on a machine
+    without Slurm, where this skips and a plain host still works (next test)."""
+    if shutil.which("scontrol") is None:
+        pytest.skip("scontrol is not on PATH (Slurm's client tools)")
     assert first_host("gpu[07-09,12],cpu1") == "gpu07"
     assert first_host("node5,node6") == "node5"
     assert first_host("a[1-2]-ib[3-4]") == "a1-ib3"
     env = {"SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NTASKS": "8", "SLURM_STEP_ID": "0",
            "SLURM_JOB_NODELIST": "dgx[003-004]"}
+    assert slurm_to_torch_env(env) == "slurm"
+    assert (env["RANK"], env["LOCAL_RANK"], env["WORLD_SIZE"], env["MASTER_ADDR"]) == \
+        ("5", "1", "8", "dgx003")
+
+
+def test_first_host_and_slurm_env():
+    assert first_host("vm") == "vm"  # a plain host: no scontrol needed
+    env = {"SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NTASKS": "8", "SLURM_STEP_ID": "0",
+           "SLURM_JOB_NODELIST": "dgx003"}
     assert slurm_to_torch_env(env) == "slurm"
     assert (env["RANK"], env["LOCAL_RANK"], env["WORLD_SIZE"], env["MASTER_ADDR"]) == \
         ("5", "1", "8", "dgx003")

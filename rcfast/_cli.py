@@ -216,6 +216,32 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class Terminated(BaseException):
+    """SIGTERM (Slurm's ``scancel`` and time limit, ``kill``) as an exception, so that ``finally``
+    blocks remove scratch and temporary outputs before the process ends."""
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: nothing
+    changes, signals only reach the main thread); the previous handler comes back after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def exit_cli(rc: int) -> NoReturn:
     """``sys.exit(rc)`` without the interpreter's last cyclic garbage collections: they walk
     Numba's and pyarrow's object graphs only to free memory the kernel takes back anyway. For a

@@ -287,6 +287,29 @@ def test_killed_run_leaves_no_output_and_the_next_cleans_up(tmp_path):
     assert pq.read_table(out).num_rows > 0
 
 
+def test_sigterm_removes_scratch_and_writes_no_output(tmp_path):
+    """SIGTERM (Slurm's scancel or time limit) in the middle of the out-of-core run: exit 143,
+    one line, no output, and the run's own scratch removed (not left for the next run)."""
+    src = _big_input(tmp_path)
+    scratch = tmp_path / "scratch"
+    out = tmp_path / "panel.parquet"
+    cmd = [sys.executable, "-m", "rcfast.weekly", str(src), "-o", str(out), "--quiet",
+           "--memory-limit", "1MB", "--partitions", "4", "--tmp-dir", str(scratch)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if scratch.is_dir() and list(scratch.rglob("*.arrow")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1].decode().strip().splitlines()
+    assert proc.returncode == 143, err
+    assert err and "terminated" in err[-1]
+    assert not list(scratch.iterdir())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".panel")] and not out.exists()
+
+
 def test_output_under_a_file_is_one_line_exit_2(tmp_path, capsys):
     src = tmp_path / "in.parquet"
     pq.write_table(reviews(_rows(["a"], 4)), src)

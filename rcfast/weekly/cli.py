@@ -138,7 +138,7 @@ def arrow_pool_for_run() -> pa.MemoryPool | None:
 def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     from rcfast._bytecode import ensure_compiled
-    from rcfast._cli import without_pandas
+    from rcfast._cli import Terminated, sigterm_raises, without_pandas
 
     ensure_compiled()  # once, where PYTHONDONTWRITEBYTECODE keeps Python from doing it
     parser = build_parser()
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if pool is not None:
             pa.set_memory_pool(pool)  # for this run; restored below for in-process callers
-        with without_pandas(in_process):
+        with sigterm_raises(), without_pandas(in_process):
             run_job(WeeklyJob(**vars(args)))
     except InputError as exc:
         print(f"rcfast.weekly: error: {exc}", file=sys.stderr)
@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rcfast.weekly: interrupted; no output was written", file=sys.stderr)
         return 130
+    except Terminated:  # scratch and temporary outputs are gone: the with blocks ended
+        print("rcfast.weekly: terminated (SIGTERM); no output was written", file=sys.stderr)
+        return 143
     finally:
         if omp_before is None:
             os.environ.pop("OMP_WAIT_POLICY", None)

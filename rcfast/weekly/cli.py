@@ -100,8 +100,8 @@ def tune_malloc() -> bool:
 
     glibc serves arrays of 128 kB and more with mmap and returns them with munmap, and trims
     the heap's free top; every batch, block and partition then gets fresh pages, one page fault
-    and a zeroed page per 4 kB. Out of core that was ~10 % of a 318M-review run (105.6 s
-    instead of 117.2 s, docs/benchmarks.md), so every array comes from the heap (M_MMAP_MAX 0)
+    and a zeroed page per 4 kB. Out of core that was 12.5 % of a 318M-review run
+    (alternating runs, docs/scaling.md), so every array comes from the heap (M_MMAP_MAX 0)
     and the heap keeps up to 2 GB of free top. Only the weekly CLI's own process is tuned; a
     user's MALLOC_* settings win. Returns whether set.
     """

@@ -1,6 +1,6 @@
-"""Rows cut into partitions of products (the split stage of out-of-core and Dask runs): by
-ranges of product codes, or by ranges of the products' two-word keys. Each partition's rows keep
-their input order: blocks of rows are counted, then scattered, in order."""
+"""Rows cut into partitions of products (the split stage of out-of-core and Dask runs) by
+ranges of the products' keys. Each partition's rows keep their input order: blocks of rows are
+counted, then scattered, in order."""
 
 from __future__ import annotations
 
@@ -26,60 +26,13 @@ def _part_starts(counts):
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def split_by_code_ranges(code, week, rows, bounds, n_blocks):
-    """Rows cut into partitions of product codes: partition ``p`` holds the rows with
-    ``bounds[p] <= code < bounds[p + 1]``, codes made relative to ``bounds[p]``; rows set aside
-    (``code < 0``) are dropped. Each partition's rows keep their input order (blocks of rows
-    are counted, then scattered, in order). Returns ``(offsets, code, week, rows)`` with
-    partition ``p`` at ``offsets[p]:offsets[p + 1]``."""
-    n = code.shape[0]
-    n_parts = bounds.shape[0] - 1
-    nb = max(1, min(n_blocks, n // 65536 + 1))
-    block = (n + nb - 1) // nb
-    part = np.empty(n, dtype=np.int32)
-    counts = np.zeros((nb, n_parts), dtype=np.int64)
-    for t in prange(nb):
-        for i in range(t * block, min(n, (t + 1) * block)):
-            c = code[i]
-            if c < 0:
-                part[i] = -1
-                continue
-            lo, hi = 0, n_parts - 1  # the number of inner bounds (bounds[1:-1]) <= c
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if bounds[mid + 1] <= c:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            part[i] = lo
-            counts[t, lo] += 1
-    starts, offsets = _part_starts(counts)
-    total = offsets[n_parts]
-    code_out = np.empty(total, dtype=np.int32)
-    week_out = np.empty(total, dtype=np.int32)
-    rows_out = np.empty((total, rows.shape[1]), dtype=rows.dtype)
-    for t in prange(nb):
-        pos = starts[t].copy()
-        for i in range(t * block, min(n, (t + 1) * block)):
-            p = part[i]
-            if p < 0:
-                continue
-            j = pos[p]
-            pos[p] = j + 1
-            code_out[j] = code[i] - bounds[p]
-            week_out[j] = week[i]
-            for k in range(rows.shape[1]):
-                rows_out[j, k] = rows[i, k]
-    return offsets, code_out, week_out, rows_out
-
-
-@njit(parallel=True, nogil=True, cache=True)
 def split_by_key_ranges(k0, k1, keep, week, rows, s0, s1, n_blocks):
-    """:func:`split_by_code_ranges` for rows that carry their product's two-word key
-    (:func:`rcfast.kernels.string_keys.pack_keys`, whose order is the ids' byte order) instead
-    of a code: partition ``p`` holds the keys from splitter ``p - 1`` (``(s0, s1)``, sorted) up
-    to splitter ``p``; rows with ``keep < 0`` are dropped. Returns ``(offsets, k0, k1, week,
-    rows)``."""
+    """Rows cut into partitions by their product's two-word key
+    (:func:`rcfast.kernels.string_keys.pack_keys`, whose order is the ids' byte order; a
+    product code is a key ``(code, 0)``): partition ``p`` holds the keys from splitter ``p - 1``
+    (``(s0, s1)``, sorted) up to splitter ``p``; rows with ``keep < 0`` are dropped. Each
+    partition's rows keep their input order. Returns ``(offsets, k0, k1, week, rows)`` with
+    partition ``p`` at ``offsets[p]:offsets[p + 1]``."""
     n = k0.shape[0]
     n_parts = s0.shape[0] + 1
     nb = max(1, min(n_blocks, n // 65536 + 1))

@@ -269,8 +269,12 @@ def cut_block(block: Block, ropts: ReadOptions, until_week: int | None, strict: 
             mapping, products = ids.finish()
             strings.remap(got.code, mapping)
         bounds = _product_bounds(products, plan.splitters)
-        offsets, code, week, rows = split.split_by_code_ranges(
-            got.code, got.week, got.rows, bounds, n_threads)
+        # codes are keys of one word: the same cut, by the partitions' first codes
+        code = got.code.astype(np.uint64)
+        inner = bounds[1:-1].astype(np.uint64)
+        offsets, code, _, week, rows = split.split_by_key_ranges(
+            code, np.zeros_like(code), got.code, got.week, got.rows, inner,
+            np.zeros_like(inner), n_threads)
         del got
 
         def piece(p: int) -> pa.Table | None:
@@ -278,7 +282,8 @@ def cut_block(block: Block, ropts: ReadOptions, until_week: int | None, strict: 
             if b == a:
                 return None
             lo, hi = int(bounds[p]), int(bounds[p + 1])
-            return _code_piece(products.slice(lo, hi - lo), code[a:b], week[a:b], rows[a:b])
+            local = (code[a:b] - np.uint64(lo)).astype(np.int32)
+            return _code_piece(products.slice(lo, hi - lo), local, week[a:b], rows[a:b])
     return CutBlock(rows_read, rejects, offsets, piece)
 
 

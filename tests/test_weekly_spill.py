@@ -256,12 +256,8 @@ def test_scratch_removed_after_error_and_ctrl_c(tmp_path, monkeypatch, capsys, f
     assert err and (failure != "error" or "No space left" in err[-1])
 
 
-def test_killed_run_leaves_no_output_and_the_next_cleans_up(tmp_path):
-    """SIGKILL in the middle of the out-of-core run: no complete-looking output; the next
-    run on this host removes the scratch and temporary output the dead one left."""
-    src = _big_input(tmp_path)
-    scratch = tmp_path / "scratch"
-    out = tmp_path / "panel"
+def _spilling(src, out, scratch) -> subprocess.Popen:
+    """An out-of-core CLI run, returned once its first pieces are on scratch."""
     cmd = [sys.executable, "-m", "rcfast.weekly", str(src), "-o", str(out), "--quiet",
            "--memory-limit", "1MB", "--partitions", "4", "--tmp-dir", str(scratch)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -271,6 +267,16 @@ def test_killed_run_leaves_no_output_and_the_next_cleans_up(tmp_path):
             break
         time.sleep(0.02)
     assert proc.poll() is None, proc.stderr.read().decode()
+    return proc
+
+
+def test_killed_run_leaves_no_output_and_the_next_cleans_up(tmp_path):
+    """SIGKILL in the middle of the out-of-core run: no complete-looking output; the next
+    run on this host removes the scratch and temporary output the dead one left."""
+    src = _big_input(tmp_path)
+    scratch = tmp_path / "scratch"
+    out = tmp_path / "panel"
+    proc = _spilling(src, out, scratch)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()
@@ -293,15 +299,7 @@ def test_sigterm_removes_scratch_and_writes_no_output(tmp_path):
     src = _big_input(tmp_path)
     scratch = tmp_path / "scratch"
     out = tmp_path / "panel.parquet"
-    cmd = [sys.executable, "-m", "rcfast.weekly", str(src), "-o", str(out), "--quiet",
-           "--memory-limit", "1MB", "--partitions", "4", "--tmp-dir", str(scratch)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if scratch.is_dir() and list(scratch.rglob("*.arrow")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.stderr.read().decode()
+    proc = _spilling(src, out, scratch)
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=120)[1].decode().strip().splitlines()
     assert proc.returncode == 143, err

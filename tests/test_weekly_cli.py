@@ -409,7 +409,9 @@ def test_tune_malloc_respects_user_setting(monkeypatch):
 
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
     assert tune_malloc() is False
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    # a Dask nanny started earlier in this process sets MALLOC_TRIM_THRESHOLD_ here too
+    for key in [k for k in os.environ if k.startswith("MALLOC_")]:
+        monkeypatch.delenv(key)
     if _sys.platform.startswith("linux"):
         import ctypes
 

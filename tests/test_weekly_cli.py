@@ -403,6 +403,7 @@ def test_many_read_batches_equal_reference(tmp_path, monkeypatch):
 
 
 def test_tune_malloc_respects_user_setting(monkeypatch):
+    import os
     import sys as _sys
 
     from rcfast.weekly.cli import tune_malloc

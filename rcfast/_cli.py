@@ -242,6 +242,18 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, before)
 
 
+def raised_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` is ``kind`` or was caused by it: a signal's exception raised while Numba
+    calls back into Python reaches the caller as a ``SystemError`` caused by it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def exit_cli(rc: int) -> NoReturn:
     """``sys.exit(rc)`` without the interpreter's last cyclic garbage collections: they walk
     Numba's and pyarrow's object graphs only to free memory the kernel takes back anyway. For a

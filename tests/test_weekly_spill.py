@@ -308,6 +308,21 @@ def test_sigterm_removes_scratch_and_writes_no_output(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".panel")] and not out.exists()
 
 
+def test_a_signal_inside_a_numba_callback_is_still_that_signal():
+    """SIGTERM or Ctrl-C that lands while Numba calls back into Python (its cache's unpickling)
+    reaches the CLI as a SystemError caused by it: the CLI still sees the signal."""
+    from rcfast._cli import Terminated, raised_by
+
+    try:
+        try:
+            raise Terminated()
+        except Terminated as inner:
+            raise SystemError("returned a result with an exception set") from inner
+    except SystemError as exc:
+        assert raised_by(exc, Terminated) and not raised_by(exc, KeyboardInterrupt)
+    assert not raised_by(SystemError("other"), Terminated)
+
+
 def test_output_under_a_file_is_one_line_exit_2(tmp_path, capsys):
     src = tmp_path / "in.parquet"
     pq.write_table(reviews(_rows(["a"], 4)), src)

@@ -138,7 +138,7 @@ def arrow_pool_for_run() -> pa.MemoryPool | None:
 def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     from rcfast._bytecode import ensure_compiled
-    from rcfast._cli import Terminated, sigterm_raises, without_pandas
+    from rcfast._cli import Terminated, raised_by, sigterm_raises, without_pandas
 
     ensure_compiled()  # once, where PYTHONDONTWRITEBYTECODE keeps Python from doing it
     parser = build_parser()
@@ -173,12 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # the output or scratch cannot be written (input errors are named)
         print(f"rcfast.weekly: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rcfast.weekly: interrupted; no output was written", file=sys.stderr)
-        return 130
-    except Terminated:  # scratch and temporary outputs are gone: the with blocks ended
-        print("rcfast.weekly: terminated (SIGTERM); no output was written", file=sys.stderr)
-        return 143
+    except (KeyboardInterrupt, Terminated, SystemError) as exc:
+        # scratch and temporary outputs are gone: the with blocks ended. A signal's exception
+        # raised while Numba called back into Python arrives as a SystemError caused by it.
+        if raised_by(exc, Terminated):
+            print("rcfast.weekly: terminated (SIGTERM); no output was written", file=sys.stderr)
+            return 143
+        if raised_by(exc, KeyboardInterrupt):
+            print("rcfast.weekly: interrupted; no output was written", file=sys.stderr)
+            return 130
+        raise
     finally:
         if omp_before is None:
             os.environ.pop("OMP_WAIT_POLICY", None)

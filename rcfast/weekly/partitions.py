@@ -38,7 +38,14 @@ from rcfast.kernels import aggregate, split, strings
 from rcfast.weekly.load import Rejects, load_rows
 from rcfast.weekly.panel import Columns, PanelOptions, PanelStats, panel_batches
 from rcfast.weekly.products import ProductEncoder, ProductKeys
-from rcfast.weekly.read import Prefetch, ReadOptions, map_columns, open_parquet, read_batches
+from rcfast.weekly.read import (
+    Batch,
+    Prefetch,
+    ReadOptions,
+    map_columns,
+    open_parquet,
+    read_batches,
+)
 
 #: Ids drawn for the splitters per partition: quantiles of 256 draws are within a few
 #: percent of the true ones, so partitions come out within ~1.3x of their target size.
@@ -235,9 +242,26 @@ class CutBlock:
     piece: Callable[[int], pa.Table | None]
 
 
+def block_batches(blocks: list[Block], ropts: ReadOptions) -> Iterator[Batch | None]:
+    """The batches of ``blocks`` in order, each block's followed by None: one reader (one
+    :class:`Prefetch`) for a run's blocks decodes the next block's first batch while this one
+    is cut."""
+    for block in blocks:
+        yield from read_batches(block.path, ropts, block.row_groups)
+        yield None
+
+
+def _until_none(items: Iterator[Batch | None]) -> Iterator[Batch]:
+    for item in items:
+        if item is None:
+            return
+        yield item
+
+
 def cut_block(block: Block, ropts: ReadOptions, until_week: int | None, strict: bool,
-              plan: PartitionPlan) -> CutBlock:
-    """Stage 1's computation: read and check one block, cut its kept rows by partition.
+              plan: PartitionPlan, batches: Iterator[Batch | None] | None = None) -> CutBlock:
+    """Stage 1's computation: read and check one block (from ``batches`` when given), cut its
+    kept rows by partition.
 
     While its ids (and the splitters) fit two-word keys, rows carry their keys into the pieces
     and are cut by comparing keys with the splitters: nothing is encoded here, each partition
@@ -246,12 +270,14 @@ def cut_block(block: Block, ropts: ReadOptions, until_week: int | None, strict: 
     splitter_keys = plan.splitter_keys()
     ids: ProductKeys | ProductEncoder = (ProductKeys(block.rows) if splitter_keys is not None
                                          else ProductEncoder())
-    # the next batch's Parquet decoding (pyarrow, no GIL) overlaps this one's kernels
-    reader = Prefetch(read_batches(block.path, ropts, block.row_groups))
-    try:
-        got = load_rows(reader, block.rows, ropts, until_week, strict, ids)
-    finally:
-        reader.close()
+    if batches is not None:  # the block's part of a run's reader (:func:`block_batches`)
+        got = load_rows(_until_none(batches), block.rows, ropts, until_week, strict, ids)
+    else:  # the next batch's Parquet decoding (pyarrow, no GIL) overlaps this one's kernels
+        reader = Prefetch(read_batches(block.path, ropts, block.row_groups))
+        try:
+            got = load_rows(reader, block.rows, ropts, until_week, strict, ids)
+        finally:
+            reader.close()
     rows_read, rejects = got.rows_read, got.rejects
     n_threads = numba.get_num_threads()
     if isinstance(ids, ProductKeys) and (products := ids.finish(got.code)) is None:

@@ -21,10 +21,11 @@ import pyarrow as pa
 
 from rcfast.weekly.load import Rejects
 from rcfast.weekly.panel import PanelOptions, PanelStats
-from rcfast.weekly.read import ReadOptions
+from rcfast.weekly.read import Prefetch, ReadOptions
 from rcfast.weekly.partitions import (
     SAMPLES_PER_PARTITION,
     SplitResult,
+    block_batches,
     cut_block,
     plan_blocks,
     plan_partitions,
@@ -138,10 +139,11 @@ def spilled_panel(paths: list[Path], ropts: ReadOptions, popts: PanelOptions, st
     # a block's pieces are written (a system call that holds no GIL) while the next block is
     # read and cut; on an error or Ctrl-C the write in flight ends before scratch is removed
     writer = ThreadPoolExecutor(1, thread_name_prefix="rcfast-spill-writer")
+    reader = Prefetch(block_batches(blocks, ropts))
     pending = None
     try:
         for i, block in enumerate(blocks):
-            cut = cut_block(block, ropts, popts.until_week, strict, parts)
+            cut = cut_block(block, ropts, popts.until_week, strict, parts, reader)
             if pending is not None:
                 collect(i - 1, pending.result())
             pending = writer.submit(write_pieces, cut, scratch, f"b{i:06d}")
@@ -149,6 +151,7 @@ def spilled_panel(paths: list[Path], ropts: ReadOptions, popts: PanelOptions, st
         if pending is not None:
             collect(len(blocks) - 1, pending.result())
     finally:
+        reader.close()
         writer.shutdown(wait=True, cancel_futures=True)
     run.stats.timings["spill"] = time.perf_counter() - t
     run.scratch_bytes = sum(f.stat().st_size for f in scratch.rglob("*.arrow"))

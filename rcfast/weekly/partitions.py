@@ -346,7 +346,9 @@ def load_partition(pieces: list[str]) -> Columns:
     batches = [src.get_batch(i) for src in sources for i in range(src.num_record_batches)]
     n = sum(b.num_rows for b in batches)
     encoder = ProductEncoder()
-    pool_codes = []  # per batch: the pool code of each row (key pieces) or dictionary entry
+    # per batch: the first row's pool code (key pieces: the rows follow it) or the pool code
+    # of each dictionary entry
+    pool_codes = []
     for b in batches:
         if b.schema.names[0] == _KEY_PIECE_FIELDS[0]:
             pool_codes.append(encoder.add_keys(b.column(0).to_numpy(), b.column(1).to_numpy()))
@@ -359,10 +361,10 @@ def load_partition(pieces: list[str]) -> Columns:
     pos = 0
     for k, batch in enumerate(batches):
         m = batch.num_rows
-        final = strings.take(mapping, pool_codes[k])
         if batch.schema.names[0] == _KEY_PIECE_FIELDS[0]:
-            code[pos:pos + m] = final
+            code[pos:pos + m] = mapping[pool_codes[k]:pool_codes[k] + m]
         else:
+            final = strings.take(mapping, pool_codes[k])
             code[pos:pos + m] = strings.take(final, batch.column(0).indices.to_numpy())
         week[pos:pos + m] = batch.column(-2).to_numpy()
         packed = batch.column(-1)

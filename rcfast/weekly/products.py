@@ -47,16 +47,17 @@ class ProductEncoder:
                                                 pa.py_buffer(u_data)]))
         return local, len(u_off) - 1
 
-    def add_keys(self, k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
-        """Pool codes of rows given as two-word keys (:func:`row_keys`), one pool entry per row
-        (not encoded here: :meth:`finish` encodes the pool)."""
+    def add_keys(self, k0: np.ndarray, k1: np.ndarray) -> int:
+        """Rows given as two-word keys (:func:`row_keys`), one pool entry per row (not encoded
+        here: :meth:`finish` encodes the pool). Returns the first row's pool code; the others
+        follow it."""
         if self._keys is not None:
             self._keys.append((k0, k1))
         else:
             self._pool.append(_strings_of_keys(k0, k1))
-        codes = np.arange(self._size, self._size + len(k0), dtype=np.int32)
+        first = self._size
         self._size += len(k0)
-        return codes
+        return first
 
     def add(self, chunks: list[pa.Array]) -> np.ndarray:
         """Pool codes (int32, -1 for null) of the rows of ``chunks``."""

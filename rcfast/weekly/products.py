@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from rcfast.arrow_buffers import string_buffers
+from rcfast.arrow_buffers import string_buffers, validity
 from rcfast.kernels import strings
 
 
@@ -36,8 +36,9 @@ class ProductEncoder:
     def _add_plain(self, a: pa.Array) -> tuple[np.ndarray, int]:
         """Local codes of one plain string chunk, its distinct ids appended to the pool."""
         off, data = string_buffers(a)
-        if self._keys is not None and strings.max_length(off) <= strings.KEY_MAX_BYTES:
-            local, u0, u1 = strings.encode_keys(*strings.pack_keys(off, data))
+        keys = _short_keys(off, data) if self._keys is not None else None
+        if keys is not None:
+            local, u0, u1 = strings.encode_keys(*keys)
             self._keys.append((u0, u1))
             return local, len(u0)
         self._to_strings()
@@ -175,14 +176,20 @@ def row_keys(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | Non
         safe = np.maximum(idx, 0)
         valid = np.where(idx >= 0, d_valid[safe], -1).astype(np.int32)
         return d0[safe], d1[safe], valid
-    off, data = string_buffers(chunk)
-    if strings.max_length(off) > strings.KEY_MAX_BYTES:
+    keys = _short_keys(*string_buffers(chunk))
+    if keys is None:
         return None
-    k0, k1 = strings.pack_keys(off, data)
     valid = np.zeros(len(chunk), dtype=np.int32)
     if chunk.null_count:
-        valid[~chunk.is_valid().to_numpy(zero_copy_only=False)] = -1
-    return k0, k1, valid
+        valid[~validity(chunk)] = -1
+    return keys[0], keys[1], valid
+
+
+def _short_keys(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(k0, k1)`` of strings that all fit a two-word key, else None."""
+    if strings.max_length(offsets) > strings.KEY_MAX_BYTES:
+        return None
+    return strings.pack_keys(offsets, data)
 
 
 def _strings_of_keys(k0: np.ndarray, k1: np.ndarray) -> pa.Array:
